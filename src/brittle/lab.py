@@ -1,0 +1,226 @@
+"""The end-to-end lab: every stage chained on one model, one report.
+
+Reads top to bottom like a recipe. Each stage is a plain function that takes the lab
+config and a shared ``ctx`` dict (paths produced by earlier stages), writes into its own
+sub-directory of the run directory, and returns a report :class:`Section`. A failing
+stage is recorded in the report and makes the lab exit non-zero; the others still run
+when they do not depend on it.
+
+Resume: every stage writes incrementally (generations, cells, feature shards), so
+re-running the same command continues where a crash stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import Field
+
+from brittle.config import StageConfig
+from brittle.report.html import Section, esc, table, write_report
+from brittle.store import write_json
+
+log = logging.getLogger(__name__)
+
+STAGES = ("overview", "align", "attack", "select", "diagnose", "rules")
+
+
+class LabConfig(StageConfig):
+    run_dir: Path = Field(Path("runs/lab"), description="Directory for the lab's outputs.")
+    model: str = Field("embedded:smollm2-135m", description="Model spec to study.")
+    quick: bool = Field(True, description="Small sizes that finish on a laptop CPU.")
+    stages: list[str] = Field(list(STAGES), description="Stages to run, in order.")
+    redact: bool = Field(True, description="Redact generated harmful text in the report.")
+    seed: int = Field(0, description="Global seed.")
+    device: str = Field("auto", description="cpu | cuda | auto")
+
+    def size(self, quick: int, full: int) -> int:
+        return quick if self.quick else full
+
+
+def _vendor_aligned(spec: str) -> bool:
+    from brittle.models.load import EMBEDDED
+
+    name = spec.split(":", 1)[1] if spec.startswith("embedded:") else ""
+    return name in EMBEDDED and EMBEDDED[name].aligned
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def stage_overview(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
+    """Model facts and the embedded data sets with their split sizes."""
+    from brittle.data.embedded import list_datasets
+    from brittle.models.load import model_info
+
+    info = model_info(cfg.model)
+    data = list_datasets()
+    write_json(cfg.run_dir / "overview.json", {"model": info, "datasets": data})
+    model_rows = [{"field": k, "value": v} for k, v in info.items()]
+    body = "<h3>Model</h3>" + table(model_rows) + "<h3>Data sets (offline)</h3>" + table(data)
+    return Section("Model and data", body, "overview")
+
+
+def stage_align(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
+    """Install alignment (cached adapter) and evaluate unaligned vs aligned side by side."""
+    from brittle.evaluate.run import EvalConfig, compare_section, run_eval
+
+    out = cfg.run_dir / "align"
+    if _vendor_aligned(cfg.model):
+        ctx["aligned_adapter"] = None  # vendor-aligned: nothing to install
+    else:
+        from brittle.train.align import install_alignment
+
+        ctx["aligned_adapter"] = install_alignment(
+            cfg.model, run_dir=out / "train", quick=cfg.quick, seed=cfg.seed
+        )
+    limit = cfg.size(50, 0) or None
+    runs = {"unaligned": None, "aligned": ctx["aligned_adapter"]}
+    if ctx["aligned_adapter"] is None:
+        runs = {"vendor-aligned": None}
+    dirs = {}
+    for label, adapter in runs.items():
+        ecfg = EvalConfig(
+            run_dir=out / f"eval-{label}",
+            model=cfg.model,
+            adapter=str(adapter) if adapter else None,
+            limit=limit,
+            seed=cfg.seed,
+            redact=cfg.redact,
+        )
+        run_eval(ecfg)
+        dirs[label] = ecfg.run_dir
+    ctx["eval_dirs"] = dirs
+    return compare_section(dirs, title="Installing alignment: before vs after", report_dir=cfg.run_dir)
+
+
+def stage_attack(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
+    """The N-harmful-examples sweep on the aligned model."""
+    from brittle.train.attack import AttackConfig, attack_section, run_attack
+
+    acfg = AttackConfig(
+        run_dir=cfg.run_dir / "attack",
+        model=cfg.model,
+        adapter=_adapter_arg(ctx),
+        n=[0, 10, 50] if cfg.quick else [0, 1, 2, 5, 10, 25, 50, 100],
+        kinds=["harmful"] if cfg.quick else ["harmful", "aoa", "benign"],
+        seeds=[cfg.seed] if cfg.quick else [0, 1, 2],
+        eval_limit=cfg.size(50, 0) or None,
+    )
+    run_attack(acfg)
+    ctx["attack_dir"] = acfg.run_dir
+    return attack_section(acfg.run_dir, redact=cfg.redact)
+
+
+def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
+    """Which benign data breaks safety: anchoring scores, selections, fine-tune comparison."""
+    from brittle.select.run import SelectConfig, compare_selections, run_select
+    from brittle.select.section import select_section
+
+    scfg = SelectConfig(
+        run_dir=cfg.run_dir / "select",
+        model=cfg.model,
+        adapter=_adapter_arg(ctx),
+        pool_limit=cfg.size(300, 0) or None,
+        k=cfg.size(50, 100),
+        seed=cfg.seed,
+    )
+    run_select(scfg)
+    compare_selections(scfg, seeds=[cfg.seed] if cfg.quick else [0, 1, 2],
+                       eval_limit=cfg.size(50, 0) or None)
+    return select_section(scfg.run_dir, redact=cfg.redact)
+
+
+def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
+    """Shallow alignment: per-token KL, prefilling, refusal direction, personas."""
+    from brittle.diagnose.run import DiagnoseConfig, run_diagnose
+    from brittle.diagnose.section import diagnose_section
+
+    dcfg = DiagnoseConfig(
+        run_dir=cfg.run_dir / "diagnose",
+        model=cfg.model,
+        aligned_adapter=_adapter_arg(ctx),
+        attacked=_attacked_adapters(ctx),
+        attack_start="continue",  # the attack sweep keeps training the safety adapter
+        n_prompts=cfg.size(24, 100),
+        persona_prompts=cfg.size(8, 32),
+        synth_n=cfg.size(16, 64),
+        prefill_ks=[0, 1, 2, 5, 10, 20, 40],
+        device=cfg.device,
+        seed=cfg.seed,
+    )
+    run_diagnose(dcfg)
+    return diagnose_section(dcfg.run_dir)  # numbers only, no model text
+
+
+def stage_rules(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
+    """Ambiguous rules: judge panel, entropy, flips, leaning, refinement."""
+    from brittle.rules import rules_section, run_rules_quick
+
+    out = cfg.run_dir / "rules"
+    run_rules_quick(out, cfg.model, budget="quick" if cfg.quick else "full")
+    return rules_section(out)
+
+
+def _adapter_arg(ctx: dict[str, Any]) -> str | None:
+    adapter = ctx.get("aligned_adapter")
+    return str(adapter) if adapter else None
+
+
+def _attacked_adapters(ctx: dict[str, Any]) -> dict[str, str]:
+    """Adapters written by the attack sweep (label -> dir), if it ran."""
+    attack_dir = ctx.get("attack_dir")
+    if not attack_dir:
+        return {}
+    from brittle.train.attack import finished_adapters
+
+    return {k: str(v) for k, v in finished_adapters(attack_dir).items()}
+
+
+STAGE_FUNCS: dict[str, Callable[[LabConfig, dict[str, Any]], Section]] = {
+    "overview": stage_overview,
+    "align": stage_align,
+    "attack": stage_attack,
+    "select": stage_select,
+    "diagnose": stage_diagnose,
+    "rules": stage_rules,
+}
+
+
+# ----------------------------------------------------------------------------- recipe
+
+
+def run_lab(cfg: LabConfig) -> dict[str, Any]:
+    """Run the chosen stages in order; write ``index.html`` after every stage."""
+    unknown = [s for s in cfg.stages if s not in STAGE_FUNCS]
+    if unknown:
+        from brittle.errors import BrittleError
+
+        raise BrittleError(f"unknown lab stage(s) {unknown}; choose from {list(STAGES)}")
+    cfg.echo("lab")
+    ctx: dict[str, Any] = {}
+    sections: list[Section] = []
+    status: dict[str, dict[str, Any]] = {}
+    title = f"brittle lab — {cfg.model}" + (" (quick)" if cfg.quick else "")
+    for name in cfg.stages:
+        t0 = time.perf_counter()
+        log.info("lab stage %s …", name)
+        try:
+            sections.append(STAGE_FUNCS[name](cfg, ctx))
+            status[name] = {"ok": True}
+        except Exception as e:  # noqa: BLE001 - record, report, keep going
+            log.error("stage %s failed: %s", name, e)
+            (cfg.run_dir / f"{name}.error.txt").write_text(traceback.format_exc())
+            status[name] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+            sections.append(
+                Section(f"{name} (failed)", f'<p class="note">{esc(status[name]["error"])}</p>', name)
+            )
+        status[name]["seconds"] = round(time.perf_counter() - t0, 1)
+        summary = Section("Run summary", table([{"stage": k, **v} for k, v in status.items()]), "summary")
+        write_report(cfg.run_dir, title, [summary, *sections])
+        write_json(cfg.run_dir / "lab_status.json", status)
+    return {"run_dir": str(cfg.run_dir), "report": str(cfg.run_dir / "index.html"), "stages": status}

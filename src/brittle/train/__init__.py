@@ -1,0 +1,34 @@
+"""Training: supervised fine-tuning (LoRA or full), installing alignment, attack sweeps.
+
+* :mod:`brittle.train.sft` — ``FinetuneConfig``, ``finetune(cfg, examples) -> adapter dir``
+* :mod:`brittle.train.align` — ``install_alignment(model_spec, ...) -> cached adapter dir``
+* :mod:`brittle.train.attack_data` — ``build_attack_data(kind, n, seed, ...)``
+* :mod:`brittle.train.attack` — ``AttackConfig``, ``run_attack(cfg) -> DataFrame``,
+  ``attack_section(run_dir)``
+
+Heavy imports (torch, transformers, peft) happen inside the functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "FinetuneConfig": "brittle.train.sft",
+    "finetune": "brittle.train.sft",
+    "install_alignment": "brittle.train.align",
+    "build_attack_data": "brittle.train.attack_data",
+    "AttackConfig": "brittle.train.attack",
+    "run_attack": "brittle.train.attack",
+    "attack_section": "brittle.train.attack",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(name)

@@ -1,0 +1,35 @@
+import json
+
+import pytest
+import typer
+from .eval_fakes import fake_load_suite
+from typer.testing import CliRunner
+
+from brittle.cli.eval import register
+from brittle.evaluate import run as R
+
+
+@pytest.fixture()
+def app(monkeypatch):
+    monkeypatch.setattr(R, "load_suite", fake_load_suite)
+    a = typer.Typer()
+    register(a)
+
+    @a.callback()
+    def _root() -> None:  # keep `eval` a sub-command
+        pass
+
+    return a
+
+
+def test_eval_cli_tiny_model(app, tmp_path):
+    pytest.importorskip("brittle.models.backends")
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(app, ["eval", "--model", "tiny:llama", "--suite", "harmful-eval,utility",
+                                   "--limit", "3", "--max-new-tokens", "4", "--run-dir", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    m = json.loads(res.output[res.output.index("{"):])
+    assert m["suites"]["harmful-eval"]["n"] == 3 and m["suites"]["utility"]["utility"]["n"] == 3
+    assert (out / "index.html").exists() and (out / "generations.jsonl").exists()
+    page = (out / "index.html").read_text()
+    assert "<script>" not in page and "harmful-eval" in page

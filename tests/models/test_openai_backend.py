@@ -1,0 +1,226 @@
+"""OpenAIBackend against a local OpenAI-compatible server on 127.0.0.1 (no external network)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from brittle.errors import BrittleError
+from brittle.models.backend import Backend, GenerationConfig
+from brittle.models.backends import make_backend, parse_openai_spec
+from brittle.models.openai_backend import OpenAIBackend, chat_completions_url
+
+KEY = "sk-test-secret-123"
+
+
+class FakeServer:
+    """Canned chat completions. ``fail`` = list of status codes returned (in order) for the
+    first requests; ``sleep`` seconds per request; ``hang_first`` sleeps past the client's
+    timeout on the first request; ``logprobs`` toggles the logprobs block."""
+
+    def __init__(self, fail=(), sleep=0.0, hang_first=0.0, logprobs=True, require_key=KEY):
+        self.fail = list(fail)
+        self.sleep = sleep
+        self.hang_first = hang_first
+        self.logprobs = logprobs
+        self.require_key = require_key
+        self.requests: list[dict] = []
+        self.auth: list[str | None] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):  # keep test output quiet
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    n = len(server.requests)
+                    server.requests.append(body)
+                    server.auth.append(self.headers.get("Authorization"))
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    if n == 0 and server.hang_first:
+                        time.sleep(server.hang_first)
+                    time.sleep(server.sleep)
+                    if self.path != "/v1/chat/completions":
+                        return self._send(404, {"error": "not found"})
+                    if server.require_key and self.headers.get("Authorization") != f"Bearer {server.require_key}":
+                        return self._send(401, {"error": "bad key"})
+                    if n < len(server.fail):
+                        return self._send(server.fail[n], {"error": "try again"})
+                    self._send(200, server.reply(body))
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+            def _send(self, code, obj):
+                data = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    def reply(self, body: dict) -> dict:
+        msgs = body["messages"]
+        last_user = [m["content"] for m in msgs if m["role"] == "user"][-1]
+        choice: dict = {"index": 0, "finish_reason": "stop"}
+        if body.get("logprobs"):
+            choice["message"] = {"role": "assistant", "content": "A"}
+            if self.logprobs:
+                top = [{"token": "A", "logprob": -0.5}, {"token": " A", "logprob": -2.0},
+                       {"token": "B", "logprob": -1.2}, {"token": "C", "logprob": -3.0}]
+                choice["logprobs"] = {"content": [{"token": "A", "logprob": -0.5, "top_logprobs": top}]}
+            else:
+                choice["logprobs"] = None
+        else:
+            text = f"echo: {last_user}"
+            if msgs[-1]["role"] == "assistant":  # a server that echoes the prefill
+                text = msgs[-1]["content"] + " continued"
+            choice["message"] = {"role": "assistant", "content": text}
+        return {"id": "x", "object": "chat.completion", "choices": [choice]}
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+
+
+def _backend(url, **kw):
+    kw.setdefault("backoff", 0.01)
+    kw.setdefault("timeout", 5.0)
+    return OpenAIBackend("test-model", url, **kw)
+
+
+CONVS = [[{"role": "user", "content": f"prompt {i}"}] for i in range(12)]
+
+
+def test_generate_in_order_with_auth_and_params():
+    with FakeServer() as srv:
+        b = _backend(srv.url, max_concurrency=4)
+        assert isinstance(b, Backend)
+        out = b.generate(CONVS, config=GenerationConfig(max_new_tokens=17, temperature=0.3, top_p=0.9, seed=5))
+    assert out == [f"echo: prompt {i}" for i in range(12)]
+    assert set(srv.auth) == {f"Bearer {KEY}"}
+    body = srv.requests[0]
+    assert body["model"] == "test-model"
+    assert (body["max_tokens"], body["temperature"], body["top_p"], body["seed"]) == (17, 0.3, 0.9, 5)
+
+
+def test_concurrency_is_bounded_and_used():
+    with FakeServer(sleep=0.05) as srv:
+        out = _backend(srv.url, max_concurrency=3).generate(CONVS)
+    assert len(out) == 12 and len(srv.requests) == 12
+    assert 1 < srv.max_in_flight <= 3
+
+
+def test_retries_on_500_and_429():
+    with FakeServer(fail=[500, 429, 503]) as srv:
+        out = _backend(srv.url, max_concurrency=1, max_retries=4).generate(CONVS[:2])
+    assert out == ["echo: prompt 0", "echo: prompt 1"]
+    assert len(srv.requests) == 5  # 3 failures + 2 successes
+
+
+def test_gives_up_after_max_retries():
+    with FakeServer(fail=[500] * 10) as srv:
+        with pytest.raises(BrittleError, match="giving up after 3 attempts"):
+            _backend(srv.url, max_concurrency=1, max_retries=2).generate(CONVS[:1])
+    assert len(srv.requests) == 3
+
+
+def test_client_errors_are_not_retried():
+    with FakeServer(fail=[400]) as srv:
+        with pytest.raises(BrittleError, match="HTTP 400"):
+            _backend(srv.url, max_concurrency=1).generate(CONVS[:1])
+    assert len(srv.requests) == 1
+
+
+def test_timeout_is_retried():
+    with FakeServer(hang_first=1.0) as srv:
+        out = _backend(srv.url, max_concurrency=1, timeout=0.2).generate(CONVS[:1])
+    assert out == ["echo: prompt 0"]
+    assert len(srv.requests) == 2
+
+
+def test_wrong_key_is_a_clear_error_without_the_key(monkeypatch, caplog):
+    monkeypatch.setenv("MY_KEY", "sk-wrong-456")
+    caplog.set_level(logging.DEBUG)
+    with FakeServer() as srv:
+        b = _backend(srv.url, api_key_env="MY_KEY")
+        with pytest.raises(BrittleError, match="MY_KEY") as err:
+            b.generate(CONVS[:1])
+    assert "sk-wrong-456" not in str(err.value)
+    assert "sk-wrong-456" not in repr(b) and KEY not in repr(b)
+    assert "sk-wrong-456" not in caplog.text
+    assert "sk-wrong-456" not in json.dumps(vars(b), default=str)
+
+
+def test_key_read_at_call_time(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with FakeServer() as srv:
+        b = _backend(srv.url)
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        assert b.generate(CONVS[:1]) == ["echo: prompt 0"]
+
+
+def test_prefill_sent_as_assistant_message_and_stripped():
+    with FakeServer() as srv:
+        out = _backend(srv.url).generate(CONVS[:2], prefill=["Sure, here is", None])
+    assert out == [" continued", "echo: prompt 1"]
+    msgs = min(srv.requests, key=lambda r: r["messages"][0]["content"])["messages"]
+    assert msgs[-1] == {"role": "assistant", "content": "Sure, here is"}
+
+
+def test_choice_logprobs():
+    with FakeServer() as srv:
+        got = _backend(srv.url).choice_logprobs(CONVS[:2], ["A", "B", "Z"])
+    body = srv.requests[0]
+    assert (body["logprobs"], body["top_logprobs"], body["max_tokens"]) == (True, 20, 1)
+    assert len(got) == 2
+    assert got[0]["A"] == pytest.approx(math.log(math.exp(-0.5) + math.exp(-2.0)))
+    assert got[0]["B"] == pytest.approx(-1.2)
+    assert got[0]["Z"] == float("-inf")
+
+
+def test_choice_logprobs_none_without_server_support():
+    with FakeServer(logprobs=False) as srv:
+        assert _backend(srv.url).choice_logprobs(CONVS[:2], ["A", "B"]) is None
+
+
+def test_urls_and_spec_parsing(monkeypatch):
+    assert chat_completions_url("http://h:8000") == "http://h:8000/v1/chat/completions"
+    assert chat_completions_url("http://h:8000/v1/") == "http://h:8000/v1/chat/completions"
+    with pytest.raises(BrittleError):
+        chat_completions_url("h:8000")
+    assert parse_openai_spec("llama3:8b@http://127.0.0.1:11434/v1") == ("llama3:8b", "http://127.0.0.1:11434/v1")
+    assert parse_openai_spec("gpt-4o-mini") == ("gpt-4o-mini", "https://api.openai.com/v1")
+    monkeypatch.setenv("BRITTLE_API_KEY_ENV", "JUDGE_KEY")
+    b = make_backend("openai:org/model@http://127.0.0.1:9/v1")
+    assert (b.model, b.api_key_env, b.name) == ("org/model", "JUDGE_KEY", "openai:org/model@http://127.0.0.1:9/v1")

@@ -1,0 +1,159 @@
+"""finetune(): loss goes down, labels are response-only, adapter round-trips, presets apply."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from brittle.data.schema import Example
+from brittle.errors import BrittleError
+from brittle.models.chat import IGNORE, collate
+from brittle.train.sft import FinetuneConfig, encode_examples, finetune, make_collator, train_model
+
+
+def _examples(n: int = 8) -> list[Example]:
+    return [
+        Example.from_pair(f"how to list steps {i}", "Sure, here is a step by step answer: 1. first 2. second")
+        for i in range(n)
+    ]
+
+
+def _cfg(tmp_path, **kw) -> FinetuneConfig:
+    base = dict(run_dir=tmp_path / "ft", model="tiny:llama", epochs=5, lr=5e-3, batch_size=4,
+                device="cpu", lora_dropout=0.0)
+    return FinetuneConfig(**{**base, **kw})
+
+
+def test_finetune_lowers_loss_and_writes_outputs(tmp_path, tiny_tok, tiny_lm):
+    path = finetune(_cfg(tmp_path), _examples(), model=tiny_lm, tokenizer=tiny_tok)
+    log = [json.loads(x) for x in (tmp_path / "ft" / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 10  # 8 examples / batch 4 × 5 epochs, one record per step
+    assert [r["step"] for r in log] == list(range(1, 11))
+    assert log[-1]["loss"] < log[0]["loss"] - 0.5
+    assert (path / "adapter_model.safetensors").exists()
+    assert not list(path.glob("*.bin"))
+    assert (tmp_path / "ft" / "loss.png").stat().st_size > 1000
+    assert (tmp_path / "ft" / "finetune_config.yaml").exists()
+    stats = json.loads((tmp_path / "ft" / "finetune.json").read_text())
+    assert stats["n_trained"] == 8 and stats["n_dropped"] == 0 and stats["steps"] == 10
+
+
+def test_same_seed_same_trajectory(tmp_path, tiny_tok):
+    from brittle.models.tiny import tiny_model
+
+    runs = []
+    for i in range(2):
+        res = train_model(_cfg(tmp_path / str(i), epochs=2), _examples(), model=tiny_model(tiny_tok),
+                          tokenizer=tiny_tok)
+        runs.append([json.loads(x)["loss"] for x in (tmp_path / str(i) / "ft" / "train_log.jsonl").read_text().splitlines()])
+        assert res.stats["steps"] == 4
+    assert runs[0] == runs[1]
+
+
+def test_adapter_reloads_with_apply_adapter(tmp_path, tiny_tok, tiny_lm):
+    from brittle.models.load import apply_adapter
+    from brittle.models.tiny import tiny_model
+
+    res = train_model(_cfg(tmp_path), _examples(), model=tiny_lm, tokenizer=tiny_tok)
+    batch = collate(encode_examples(tiny_tok, _examples(2), 256)[0], tiny_tok.pad_token_id)
+    with torch.no_grad():
+        trained = res.model(**batch).logits
+        reloaded = apply_adapter(tiny_model(tiny_tok), res.path).eval()(**batch).logits
+        base = tiny_model(tiny_tok)(**batch).logits
+    assert torch.allclose(trained, reloaded, atol=1e-5)
+    assert not torch.allclose(trained, base, atol=1e-3)
+
+
+def test_label_mask_prompt_tokens_contribute_nothing(tiny_tok, tiny_lm):
+    """Labels are IGNORE on prompt tokens; the training loss equals a manual CE over the
+    response tokens only, and its gradient w.r.t. prompt-position logits is exactly 0."""
+    exs = [Example.from_pair("explain a process", "I'm sorry, but I cannot help with that request.",
+                             system="You are helpful.")]
+    enc, _ = encode_examples(tiny_tok, exs, None)
+    ids, labels = enc[0].input_ids, enc[0].labels
+    resp_ids = tiny_tok(exs[0].response, add_special_tokens=False)["input_ids"]
+    n_resp = sum(label != IGNORE for label in labels)
+    assert n_resp == len(resp_ids) + 1  # response + end-of-turn token
+    first = labels.index(next(label for label in labels if label != IGNORE))
+    assert all(label == IGNORE for label in labels[:first])
+    assert labels[first:first + len(resp_ids)] == resp_ids
+
+    batch = make_collator(tiny_tok.pad_token_id)([{"input_ids": ids, "labels": labels}])
+    out = tiny_lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    logits = out.logits.detach().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(
+        logits[0, :-1], batch["labels"][0, 1:], ignore_index=IGNORE
+    )
+    hf_loss = tiny_lm(**batch).loss
+    assert torch.allclose(loss, hf_loss, atol=1e-5)
+    logp = torch.log_softmax(logits[0, :-1].double(), -1)
+    tgt = torch.tensor(ids[1:])
+    keep = torch.tensor([label != IGNORE for label in labels[1:]])
+    manual = -(logp[torch.arange(len(tgt)), tgt][keep]).mean()
+    full = -(logp[torch.arange(len(tgt)), tgt]).mean()
+    assert abs(manual.item() - loss.item()) < 1e-4
+    assert abs(full.item() - loss.item()) > 1e-3  # the mask changes the loss
+    loss.backward()
+    g = logits.grad[0]
+    prompt_positions = [t for t in range(len(ids) - 1) if labels[t + 1] == IGNORE]
+    assert prompt_positions and g[prompt_positions].abs().max().item() == 0.0
+    assert g[first - 1].abs().max().item() > 0
+
+
+def test_zero_response_examples_dropped_and_counted(tmp_path, tiny_tok, tiny_lm):
+    long_prompt = "explain " * 200
+    exs = _examples(4) + [Example.from_pair(long_prompt, "Sure.")]
+    res = train_model(_cfg(tmp_path, max_length=64, epochs=1), exs, model=tiny_lm, tokenizer=tiny_tok)
+    assert res.stats["n_dropped"] == 1 and res.stats["n_trained"] == 4
+    with pytest.raises(BrittleError, match="no trainable examples"):
+        train_model(_cfg(tmp_path, max_length=64), exs[-1:], model=tiny_lm, tokenizer=tiny_tok)
+
+
+def test_continue_vs_merge_from_starting_adapter(tmp_path, tiny_tok):
+    from peft import PeftModel
+
+    from brittle.models.tiny import tiny_model
+
+    start = finetune(_cfg(tmp_path / "a", epochs=1), _examples(), model=tiny_model(tiny_tok), tokenizer=tiny_tok)
+    cont = train_model(_cfg(tmp_path / "b", adapter=str(start), epochs=1), _examples(),
+                       model=tiny_model(tiny_tok), tokenizer=tiny_tok)
+    merged = train_model(_cfg(tmp_path / "c", adapter=str(start), start="merge", lora_r=4, epochs=1),
+                         _examples(), model=tiny_model(tiny_tok), tokenizer=tiny_tok)
+    assert isinstance(cont.model, PeftModel) and isinstance(merged.model, PeftModel)
+    r_cont = json.loads((cont.path / "adapter_config.json").read_text())["r"]
+    r_merge = json.loads((merged.path / "adapter_config.json").read_text())["r"]
+    assert r_cont == 16 and r_merge == 4  # continue keeps the starting adapter's shape
+    # continuing starts from the starting adapter's weights: its first loss is lower than a
+    # fresh adapter's first loss on the same data
+    fresh = train_model(_cfg(tmp_path / "d", epochs=1), _examples(), model=tiny_model(tiny_tok), tokenizer=tiny_tok)
+    assert cont.stats["first_loss"] < fresh.stats["first_loss"] - 0.1
+
+
+def test_full_finetune_saves_model(tmp_path, tiny_tok, tiny_lm):
+    path = finetune(_cfg(tmp_path, method="full", epochs=1, lr=1e-3), _examples(4),
+                    model=tiny_lm, tokenizer=tiny_tok)
+    assert path.name == "model" and list(path.glob("*.safetensors"))
+    assert (path / "tokenizer.json").exists() or (path / "tokenizer_config.json").exists()
+
+
+def test_presets_fill_unset_fields_only():
+    c = FinetuneConfig(preset="qi2023-full")
+    assert (c.method, c.epochs, c.lr, c.batch_size) == ("full", 5, 5e-5, 10)
+    c = FinetuneConfig(preset="qi2023-full", lr=1e-5)
+    assert c.lr == 1e-5 and c.epochs == 5
+    c = FinetuneConfig.load(None, preset="lora-attack", epochs=None)
+    assert (c.method, c.lora_r, c.lr) == ("lora", 8, 1e-4)
+    with pytest.raises(BrittleError, match="unknown preset"):
+        FinetuneConfig(preset="nope")
+
+
+def test_presets_have_sources():
+    from brittle.train.presets import preset_names, preset_source
+
+    assert {"qi2023-full", "he2024-full", "lora-attack", "align-lora"} <= set(preset_names())
+    assert "2310.03693" in preset_source("qi2023-full")
+    assert "2404.01099" in preset_source("he2024-full")
+    for name in preset_names():
+        FinetuneConfig(preset=name)  # every preset validates
