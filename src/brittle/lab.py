@@ -67,20 +67,14 @@ def stage_overview(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
 
 def stage_align(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     """Install alignment (cached adapter) and evaluate unaligned vs aligned side by side."""
-    from brittle.evaluate.run import EvalConfig, compare_section, run_eval
+    from brittle.evaluate.run import EvalConfig, run_eval
+    from brittle.evaluate.section import compare_section
 
     out = cfg.run_dir / "align"
-    if _vendor_aligned(cfg.model):
-        ctx["aligned_adapter"] = None  # vendor-aligned: nothing to install
-    else:
-        from brittle.train.align import install_alignment
-
-        ctx["aligned_adapter"] = install_alignment(
-            cfg.model, run_dir=out / "train", quick=cfg.quick, seed=cfg.seed
-        )
+    adapter = _aligned_adapter(cfg, ctx)
     limit = cfg.size(50, 0) or None
-    runs = {"unaligned": None, "aligned": ctx["aligned_adapter"]}
-    if ctx["aligned_adapter"] is None:
+    runs = {"unaligned": None, "aligned": adapter}
+    if adapter is None:
         runs = {"vendor-aligned": None}
     dirs = {}
     for label, adapter in runs.items():
@@ -105,7 +99,7 @@ def stage_attack(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     acfg = AttackConfig(
         run_dir=cfg.run_dir / "attack",
         model=cfg.model,
-        adapter=_adapter_arg(ctx),
+        adapter=_adapter_arg(cfg, ctx),
         n=[0, 10, 50] if cfg.quick else [0, 1, 2, 5, 10, 25, 50, 100],
         kinds=["harmful"] if cfg.quick else ["harmful", "aoa", "benign"],
         seeds=[cfg.seed] if cfg.quick else [0, 1, 2],
@@ -124,13 +118,16 @@ def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     scfg = SelectConfig(
         run_dir=cfg.run_dir / "select",
         model=cfg.model,
-        adapter=_adapter_arg(ctx),
+        adapter=_adapter_arg(cfg, ctx),
         pool_limit=cfg.size(300, 0) or None,
         k=cfg.size(50, 100),
         seed=cfg.seed,
     )
     run_select(scfg)
-    compare_selections(scfg, seeds=[cfg.seed] if cfg.quick else [0, 1, 2],
+    # quick: the paper's headline contrast only (top-K per method vs random-K vs list-K);
+    # each comparison is a 5-epoch fine-tune, ~4 min on a 2-core CPU at K=50
+    names = [f"top-{m}" for m in scfg.methods] + ["random", "list"] if cfg.quick else None
+    compare_selections(scfg, seeds=[cfg.seed] if cfg.quick else [0, 1, 2], names=names,
                        eval_limit=cfg.size(50, 0) or None)
     return select_section(scfg.run_dir, redact=cfg.redact)
 
@@ -143,7 +140,7 @@ def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     dcfg = DiagnoseConfig(
         run_dir=cfg.run_dir / "diagnose",
         model=cfg.model,
-        aligned_adapter=_adapter_arg(ctx),
+        aligned_adapter=_adapter_arg(cfg, ctx),
         attacked=_attacked_adapters(ctx),
         attack_start="continue",  # the attack sweep keeps training the safety adapter
         n_prompts=cfg.size(24, 100),
@@ -166,8 +163,24 @@ def stage_rules(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     return rules_section(out)
 
 
-def _adapter_arg(ctx: dict[str, Any]) -> str | None:
-    adapter = ctx.get("aligned_adapter")
+def _aligned_adapter(cfg: LabConfig, ctx: dict[str, Any]) -> Path | None:
+    """The aligned starting point: None for a vendor-aligned model, else the installed
+    safety adapter (trained once, then read from the cache; later stages run alone too)."""
+    if "aligned_adapter" not in ctx:
+        if _vendor_aligned(cfg.model):
+            ctx["aligned_adapter"] = None
+        else:
+            from brittle.train.align import install_alignment
+
+            ctx["aligned_adapter"] = install_alignment(
+                cfg.model, run_dir=cfg.run_dir / "align" / "train", quick=cfg.quick, seed=cfg.seed,
+                device=cfg.device,
+            )
+    return ctx["aligned_adapter"]
+
+
+def _adapter_arg(cfg: LabConfig, ctx: dict[str, Any]) -> str | None:
+    adapter = _aligned_adapter(cfg, ctx)
     return str(adapter) if adapter else None
 
 

@@ -49,20 +49,20 @@ class FakeServer:
                     server.auth.append(self.headers.get("Authorization"))
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                try:
-                    if n == 0 and server.hang_first:
-                        time.sleep(server.hang_first)
-                    time.sleep(server.sleep)
-                    if self.path != "/v1/chat/completions":
-                        return self._send(404, {"error": "not found"})
-                    if server.require_key and self.headers.get("Authorization") != f"Bearer {server.require_key}":
-                        return self._send(401, {"error": "bad key"})
-                    if n < len(server.fail):
-                        return self._send(server.fail[n], {"error": "try again"})
-                    self._send(200, server.reply(body))
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
+                if n == 0 and server.hang_first:
+                    time.sleep(server.hang_first)
+                time.sleep(server.sleep)
+                # leave the in-flight count *before* replying: once the reply is written the
+                # client may send its next request before this thread runs again
+                with server.lock:
+                    server.in_flight -= 1
+                if self.path != "/v1/chat/completions":
+                    return self._send(404, {"error": "not found"})
+                if server.require_key and self.headers.get("Authorization") != f"Bearer {server.require_key}":
+                    return self._send(401, {"error": "bad key"})
+                if n < len(server.fail):
+                    return self._send(server.fail[n], {"error": "try again"})
+                self._send(200, server.reply(body))
 
             def _send(self, code, obj):
                 data = json.dumps(obj).encode()
