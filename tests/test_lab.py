@@ -1,0 +1,48 @@
+"""The lab recipe: stage bookkeeping, failure isolation and the report (tiny model, fast stages)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from brittle import lab
+from brittle.errors import BrittleError
+from brittle.report.html import Section
+
+
+def test_overview_stage_writes_report_with_model_and_splits(tmp_path):
+    cfg = lab.LabConfig(run_dir=tmp_path / "lab", model="tiny:llama", stages=["overview"])
+    result = lab.run_lab(cfg)
+    assert result["stages"]["overview"]["ok"]
+    page = (tmp_path / "lab" / "index.html").read_text()
+    overview = json.loads((tmp_path / "lab" / "overview.json").read_text())
+    assert overview["model"]["spec"] == "tiny:llama"
+    names = {d["name"] for d in overview["datasets"]}
+    assert {"harmful", "benign", "over-refusal"} <= names
+    assert "tiny:llama" in page and "over-refusal" in page
+    assert (tmp_path / "lab" / "lab.yaml").exists()  # the resolved config
+
+
+def test_failed_stage_is_reported_escaped_and_the_rest_still_run(tmp_path, monkeypatch):
+    def boom(cfg, ctx):
+        raise RuntimeError("<script>alert(1)</script>")
+
+    def fine(cfg, ctx):
+        return Section("fine stage", "<p>ok</p>", "fine")
+
+    monkeypatch.setitem(lab.STAGE_FUNCS, "align", boom)
+    monkeypatch.setitem(lab.STAGE_FUNCS, "rules", fine)
+    cfg = lab.LabConfig(run_dir=tmp_path / "lab", model="tiny:llama", stages=["align", "rules"])
+    result = lab.run_lab(cfg)
+    assert result["stages"]["align"]["ok"] is False and result["stages"]["rules"]["ok"] is True
+    assert "RuntimeError" in (tmp_path / "lab" / "align.error.txt").read_text()
+    page = (tmp_path / "lab" / "index.html").read_text()
+    assert "<script>alert(1)" not in page and "&lt;script&gt;" in page and "fine stage" in page
+    status = json.loads((tmp_path / "lab" / "lab_status.json").read_text())
+    assert set(status) == {"align", "rules"}
+
+
+def test_unknown_stage_is_a_clear_error(tmp_path):
+    with pytest.raises(BrittleError, match="unknown lab stage"):
+        lab.run_lab(lab.LabConfig(run_dir=tmp_path, model="tiny:llama", stages=["nope"]))
