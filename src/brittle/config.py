@@ -6,14 +6,25 @@ Each stage defines ``class XConfig(StageConfig)``; field descriptions double as 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from brittle.errors import BrittleError
 
 C = TypeVar("C", bound="StageConfig")
+
+
+def _split_csv(v: Any) -> Any:
+    """'a, b,c' -> ['a', 'b', 'c'] (CLI and YAML both accept a comma list or a list)."""
+    if isinstance(v, (str, int)):
+        return [s.strip() for s in str(v).split(",") if s.strip()]
+    return v
+
+
+CsvList = Annotated[list[str], BeforeValidator(_split_csv)]
+CsvInts = Annotated[list[int], BeforeValidator(_split_csv)]
 
 
 class StageConfig(BaseModel):
@@ -22,7 +33,7 @@ class StageConfig(BaseModel):
     run_dir: Path = Field(Path("runs/default"), description="Directory for this stage's outputs.")
 
     @classmethod
-    def load(cls: type[C], path: str | Path | None = None, **overrides: Any) -> C:
+    def load(cls, path: str | Path | None = None, **overrides: Any) -> Self:
         """Config from an optional YAML file, with non-None ``overrides`` on top."""
         data: dict[str, Any] = {}
         if path is not None:

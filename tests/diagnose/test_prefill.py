@@ -1,8 +1,9 @@
 import pytest
-from .diagnose_fakes import ScoreJudge, ScriptedBackend, StartRefusalJudge
 
 from brittle.data.schema import Example
 from brittle.diagnose.prefill import asr_curve, judge_prefilled, prefix_tokens, run_prefill
+
+from .diagnose_fakes import ScoreJudge, ScriptedBackend, StartRefusalJudge
 
 ANSWER = "Sure, here is a step by step answer: 1. first 2. second 3. third"
 EXAMPLES = [Example.from_pair(f"how to kill process {i}", ANSWER, category="c") for i in range(4)]

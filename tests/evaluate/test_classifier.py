@@ -1,8 +1,9 @@
 import pytest
-from .eval_fakes import FakeBackend
 
 from brittle.data.schema import Example
 from brittle.evaluate.classifier import ClassifierJudge, parse_guard
+
+from .eval_fakes import FakeBackend
 
 
 @pytest.mark.parametrize("raw, out", [("unsafe\nS1", (True, "S1")), ("safe", (False, None)),

@@ -2,11 +2,12 @@ import json
 
 import pytest
 import typer
-from .eval_fakes import fake_load_suite
 from typer.testing import CliRunner
 
 from brittle.cli.eval import register
 from brittle.evaluate import run as R
+
+from .eval_fakes import fake_load_suite
 
 
 @pytest.fixture()

@@ -1,11 +1,12 @@
 import hashlib
 
 import pytest
-from .eval_fakes import FakeBackend
 
 from brittle.data.schema import Example
 from brittle.evaluate.metrics import score_metrics
 from brittle.evaluate.rubric import RubricJudge, escape_markers, load_template, parse_score
+
+from .eval_fakes import FakeBackend
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,14 @@
 import json
 
 import pytest
-from .eval_fakes import FakeBackend, bot, fake_load_suite, harmful, utility
 
 from brittle.evaluate import run as R
 from brittle.evaluate.refusal import RefusalJudge
 from brittle.evaluate.rubric import RubricJudge
 from brittle.evaluate.suites import reference_nll, subsample
 from brittle.store import JsonlStore, read_json
+
+from .eval_fakes import FakeBackend, bot, fake_load_suite, harmful, utility
 
 
 @pytest.fixture(autouse=True)

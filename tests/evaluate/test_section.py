@@ -1,9 +1,10 @@
 import pytest
-from .eval_fakes import FakeBackend, bot, fake_load_suite
 
 from brittle.evaluate import run as R
 from brittle.evaluate.section import compare_section, eval_section
 from brittle.report.html import write_report
+
+from .eval_fakes import FakeBackend, bot, fake_load_suite
 
 
 @pytest.fixture()

@@ -156,9 +156,8 @@ def test_gives_up_after_max_retries():
 
 
 def test_client_errors_are_not_retried():
-    with FakeServer(fail=[400]) as srv:
-        with pytest.raises(BrittleError, match="HTTP 400"):
-            _backend(srv.url, max_concurrency=1).generate(CONVS[:1])
+    with FakeServer(fail=[400]) as srv, pytest.raises(BrittleError, match="HTTP 400"):
+        _backend(srv.url, max_concurrency=1).generate(CONVS[:1])
     assert len(srv.requests) == 1
 
 

@@ -14,19 +14,19 @@ def register(app: typer.Typer) -> None:
     def features(
         kind: str = typer.Option(None, "--kind", help="repr (last-token hidden state) or grad (projected gradient)."),
         model: str = typer.Option(None, "--model", help="Model spec (default embedded:smollm2-135m)."),
-        adapter: Path = typer.Option(None, "--adapter", help="PEFT adapter of the aligned model."),  # noqa: B008
+        adapter: Path = typer.Option(None, "--adapter", help="PEFT adapter of the aligned model."),
         data: str = typer.Option(None, "--data", help="Dataset name or data file (default benign)."),
         split: str = typer.Option(None, "--split", help="Split of a named dataset (default train)."),
         limit: int = typer.Option(None, "--limit", help="Use only the first n examples."),
-        run_dir: Path = typer.Option(None, "--run-dir", help="Output directory."),  # noqa: B008
-        config: Path = typer.Option(None, "--config", help="YAML FeaturesConfig."),  # noqa: B008
+        run_dir: Path = typer.Option(None, "--run-dir", help="Output directory."),
+        config: Path = typer.Option(None, "--config", help="YAML FeaturesConfig."),
         batch_size: int = typer.Option(None, "--batch-size"),
         k: int = typer.Option(None, "--k", help="Projection dimension (default 8192)."),
         projection: str = typer.Option(None, "--projection", help="kronecker|dense."),
         lora_rank: int = typer.Option(None, "--lora-rank"),
         lora_targets: str = typer.Option(None, "--lora-targets", help="Comma-separated layer names."),
         optimizer: str = typer.Option(None, "--optimizer", help="sgd|adam (adam needs --adam-moments)."),
-        adam_moments: Path = typer.Option(None, "--adam-moments"),  # noqa: B008
+        adam_moments: Path = typer.Option(None, "--adam-moments"),
         candidate_tokens: int = typer.Option(None, "--candidate-tokens"),
         max_length: int = typer.Option(None, "--max-length"),
         device: str = typer.Option(None, "--device"),

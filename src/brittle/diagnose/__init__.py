@@ -15,7 +15,7 @@ Heavy imports (torch, transformers, matplotlib) happen inside the functions.
 
 from __future__ import annotations
 
-from typing import Any
+from brittle._lazy import lazy_getattr
 
 _EXPORTS = {
     "per_token_kl": "brittle.diagnose.kl",
@@ -34,9 +34,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(name)
+__getattr__ = lazy_getattr(_EXPORTS)

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from brittle.config import StageConfig
+from brittle.config import CsvList, StageConfig
 from brittle.data.schema import Example
 from brittle.errors import BrittleError
 from brittle.evaluate import metrics as M
@@ -42,8 +42,8 @@ class EvalConfig(StageConfig):
     run_dir: Path = Field(Path("runs/eval"), description="Directory for generations.jsonl, metrics.json, index.html.")
     model: str = Field("embedded:smollm2-135m", description="Model or backend spec (embedded:…, tiny:llama, dir, hf:…, vllm:…, openai:MODEL@URL).")
     adapter: Path | None = Field(None, description="LoRA adapter directory applied on top of the model.")
-    suites: list[str] = Field(["harmful-eval", "over-refusal", "utility"], description=f"Suites to run: {', '.join(SUITES)}.")
-    judges: list[str] = Field(["refusal"], description=f"Judges: {', '.join(JUDGES)}.")
+    suites: CsvList = Field(["harmful-eval", "over-refusal", "utility"], description=f"Suites to run: {', '.join(SUITES)}.")
+    judges: CsvList = Field(["refusal"], description=f"Judges: {', '.join(JUDGES)}.")
     prompts: Path | None = Field(None, description="User prompt file (txt one per line, or JSONL/CSV with `prompt` [+ `category`]); adds suite 'prompts'.")
     limit: int | None = Field(None, ge=1, description="Keep at most N examples per suite (deterministic subsample).")
     max_new_tokens: int = Field(64, ge=1, description="Generation length per reply.")
@@ -54,11 +54,6 @@ class EvalConfig(StageConfig):
     classifier: str | None = Field(None, description="Guard model spec for the 'classifier' judge.")
     utility_generate: bool = Field(False, description="Also generate and judge replies on the utility suite (on automatically with the helpfulness judge).")
     system_prompt: str | None = Field(None, description="Optional system message prepended to every prompt.")
-
-    @field_validator("suites", "judges", mode="before")
-    @classmethod
-    def _csv(cls, v: Any) -> Any:
-        return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
 
     @field_validator("suites")
     @classmethod

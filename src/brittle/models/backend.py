@@ -6,8 +6,9 @@ stage can check up front (e.g. per-token KL needs ``token_logprobs``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 Messages = list[dict[str, str]]
 

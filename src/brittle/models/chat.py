@@ -8,8 +8,9 @@ and a token is a *label* (loss-bearing) iff its characters lie inside an assista
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from brittle.errors import BrittleError
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from brittle.errors import BrittleError, MissingResource
 from brittle.fingerprint import file_sha256

@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from brittle.errors import BrittleError
 from brittle.fingerprint import file_sha256

@@ -8,9 +8,10 @@ through :func:`esc` (or :func:`redact`, which escapes too). Stages contribute
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 def esc(text: Any) -> str:

@@ -9,7 +9,7 @@ Imports are lazy so ``import brittle.rules`` stays cheap.
 
 from __future__ import annotations
 
-from typing import Any
+from brittle._lazy import lazy_getattr
 
 _EXPORTS = {
     "RulesJudgeConfig": "brittle.rules.judge",
@@ -32,9 +32,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(name)
+__getattr__ = lazy_getattr(_EXPORTS)

@@ -14,7 +14,7 @@ Heavy imports (torch, transformers, matplotlib) happen inside functions.
 
 from __future__ import annotations
 
-from typing import Any
+from brittle._lazy import lazy_getattr
 
 _EXPORTS = {
     "SelectConfig": "brittle.select.run",
@@ -29,9 +29,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(name)
+__getattr__ = lazy_getattr(_EXPORTS)

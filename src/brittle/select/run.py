@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator
 
-from brittle.config import StageConfig
+from brittle.config import CsvList, StageConfig
 from brittle.data.schema import Example
 from brittle.errors import BrittleError
 from brittle.fingerprint import fingerprint
@@ -61,7 +61,7 @@ class SelectConfig(StageConfig):
     pool: str = Field("benign", description="Candidate pool: an embedded data set name or a data file (JSONL/JSON/CSV/Parquet).")
     pool_split: str | None = Field("train", description="Split of an embedded pool data set.")
     pool_limit: int | None = Field(None, ge=1, description="Keep a seeded random subset of N pool examples.")
-    methods: list[str] = Field(["exact-anchor", "repr"], description=f"Scoring methods: {', '.join(METHODS)} (comma list).")
+    methods: CsvList = Field(["exact-anchor", "repr"], description=f"Scoring methods: {', '.join(METHODS)} (comma list).")
     k: int = Field(100, ge=1, description="Selection size K (paper: 100; quick lab: 50).")
     anchor_source: str = Field("harmful-pairs", description="Harmful anchors: 'harmful-pairs' (offline uncensorbench pairs) or 'attack' (build_attack_data('harmful')).")
     anchor_category: str | None = Field(None, description="Anchor on one harm category only (the paper: illegal activities).")
@@ -70,17 +70,12 @@ class SelectConfig(StageConfig):
     anchor_response_tokens: int | None = Field(10, description="Anchor gradients use only the first N response tokens (reference: 10); None = all.")
     candidate_response_tokens: int | None = Field(None, description="Candidate gradients on the first N response tokens (reference: full response = None).")
     bidirectional: bool = Field(True, description="Subtract the safe-anchor scores (+1 harmful −1 safe1 −1 safe2).")
-    selections: list[str] = Field(["top", "bottom", "random", "list", "math", "harmful"], description="Selections to write: top, bottom (per method), random, list, math, harmful.")
+    selections: CsvList = Field(["top", "bottom", "random", "list", "math", "harmful"], description="Selections to write: top, bottom (per method), random, list, math, harmful.")
     grad_dim: int = Field(8192, ge=16, description="Projection dimension for the `grad` method (LESS: 8192).")
     batch_size: int = Field(8, ge=1, description="Feature batch size.")
     max_length: int | None = Field(512, description="Truncate examples to N tokens.")
     device: str = Field("auto", description="cpu | cuda | auto")
     seed: int = Field(0, description="Seed for anchors, random-K and format-K.")
-
-    @field_validator("methods", "selections", mode="before")
-    @classmethod
-    def _csv(cls, v: Any) -> Any:
-        return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
 
     @field_validator("methods")
     @classmethod

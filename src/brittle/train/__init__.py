@@ -11,7 +11,7 @@ Heavy imports (torch, transformers, peft) happen inside the functions.
 
 from __future__ import annotations
 
-from typing import Any
+from brittle._lazy import lazy_getattr
 
 _EXPORTS = {
     "FinetuneConfig": "brittle.train.sft",
@@ -26,9 +26,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(name)
+__getattr__ = lazy_getattr(_EXPORTS)

@@ -24,11 +24,11 @@ import json
 import logging
 import random
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
 
 import yaml
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator
 
-from brittle.config import StageConfig
+from brittle.config import CsvInts, CsvList, StageConfig
 from brittle.errors import BrittleError
 from brittle.store import JsonlStore
 
@@ -50,15 +50,15 @@ class AttackConfig(StageConfig):
         "(brittle align), a directory uses that one, none/null attacks the model as loaded.",
     )
     align_quick: bool = Field(True, description="With adapter=auto: the quick alignment recipe.")
-    n: list[int] = Field([0, 1, 2, 5, 10, 25, 50, 100], description="Numbers of attack examples.")
-    kinds: list[str] = Field(["harmful"], description="Attack data kinds: harmful, aoa, benign, data.")
-    seeds: list[int] = Field([0], description="Seeds (data draw + training) per (kind, N).")
+    n: CsvInts = Field([0, 1, 2, 5, 10, 25, 50, 100], description="Numbers of attack examples.")
+    kinds: CsvList = Field(["harmful"], description="Attack data kinds: harmful, aoa, benign, data.")
+    seeds: CsvInts = Field([0], description="Seeds (data draw + training) per (kind, N).")
     data: str | None = Field(None, description="User JSONL/JSON/CSV for kind 'data' (--data).")
     preset: str = Field("lora-attack", description="Fine-tuning preset (see brittle finetune).")
     train: dict[str, Any] = Field(
         default_factory=dict, description="FinetuneConfig overrides, e.g. {epochs: 3, lr: 1e-4}."
     )
-    eval_suites: list[str] = Field(
+    eval_suites: CsvList = Field(
         ["harmful-eval", "over-refusal", "utility"], description="Eval suites per cell."
     )
     eval_limit: int | None = Field(None, ge=1, description="Prompts per eval suite (None = all).")
@@ -68,16 +68,6 @@ class AttackConfig(StageConfig):
     gen_tokens: int = Field(128, ge=1, description="Reply length when generating harmful attack data.")
     device: str = Field("auto", description="cpu | cuda | auto")
     n_boot: int = Field(1000, ge=10, description="Bootstrap resamples for the ASR intervals.")
-
-    @field_validator("n", "seeds", mode="before")
-    @classmethod
-    def _ints(cls, v: Any) -> Any:
-        return [int(x) for x in str(v).split(",") if x.strip()] if isinstance(v, (str, int)) else v
-
-    @field_validator("kinds", "eval_suites", mode="before")
-    @classmethod
-    def _strs(cls, v: Any) -> Any:
-        return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
 
     @field_validator("n")
     @classmethod

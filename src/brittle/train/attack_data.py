@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
 
 import yaml
 

@@ -32,10 +32,10 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from collections.abc import Sequence
 
 from pydantic import Field, model_validator
 
