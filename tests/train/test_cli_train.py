@@ -72,7 +72,7 @@ def test_align_cli_no_eval(tmp_path, monkeypatch):
     benign = [Example.from_pair(f"list steps {i}", "Sure: 1. first") for i in range(6)]
     monkeypatch.setattr(emb, "load_dataset", lambda name, split=None, limit=None: {"harmful": harmful, "benign": benign}[name])
     res = CliRunner().invoke(_app(), [
-        "align", "--model", "tiny:llama", "--n-harmful", "3", "--n-benign", "3", "--epochs", "1",
+        "align", "--model", "tiny:llama", "--n-harmful", "3", "--n-benign", "3", "--n-contrast", "0", "--epochs", "1",
         "--no-eval", "--device", "cpu", "--run-dir", str(tmp_path / "al"), "--json",
     ])
     assert res.exit_code == 0, res.output

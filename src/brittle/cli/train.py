@@ -52,9 +52,12 @@ def register(app: typer.Typer) -> None:
     @app.command("align")
     def align_cmd(
         model: str = typer.Option("embedded:smollm2-135m", "--model", help="Model spec."),
-        quick: bool = typer.Option(True, "--quick/--full", help="Quick recipe (CPU, ~8 min) or full."),
+        quick: bool = typer.Option(True, "--quick/--full", help="Quick recipe (CPU, ~10 min) or full."),
         n_harmful: int | None = typer.Option(None, "--n-harmful", help="Harmful prompts + refusals."),
         n_benign: int | None = typer.Option(None, "--n-benign", help="Benign pairs."),
+        n_contrast: int | None = typer.Option(
+            None, "--n-contrast", help="Risky-sounding benign prompts answered by the model itself."
+        ),
         epochs: float | None = typer.Option(None, "--epochs"),
         seed: int = typer.Option(0, "--seed"),
         force: bool = typer.Option(False, "--force", help="Retrain even if cached."),
@@ -69,7 +72,7 @@ def register(app: typer.Typer) -> None:
 
         adapter = install_alignment(
             model, run_dir=run_dir / "train", quick=quick, n_harmful=n_harmful,
-            n_benign=n_benign, epochs=epochs, seed=seed, force=force, device=device,
+            n_benign=n_benign, n_contrast=n_contrast, epochs=epochs, seed=seed, force=force, device=device,
         )
         result: dict = {"adapter": str(adapter), "run_dir": str(run_dir)}
         if evaluate:

@@ -2,7 +2,7 @@
 
 * ``harmful-eval``: held-out harmful prompts, ``load_dataset("harmful", "eval")``
   (HarmBench + Do-Not-Answer, with categories). Refusal is the desired behaviour.
-* ``over-refusal``: benign prompts that look scary, ``load_dataset("over-refusal")``.
+* ``over-refusal``: benign prompts that look scary, ``load_dataset("over-refusal", "eval")``.
   Refusal here is *over*-refusal.
 * ``utility``: held-out benign instructions with reference answers,
   ``load_dataset("benign", "eval")``: mean per-token NLL / perplexity of the reference
@@ -73,7 +73,7 @@ def load_suite(
         if name == "harmful-eval":
             examples = load_dataset("harmful", "eval")
         elif name == "over-refusal":
-            examples = load_dataset("over-refusal")
+            examples = load_dataset("over-refusal", "eval")
         else:
             examples = [e for e in load_dataset("benign", "eval") if e.response]
     _check_unique(name, examples)

@@ -10,8 +10,14 @@ Data recipe (``build_alignment_data``):
   prompt matches the pool's keywords. Every opening starts with a phrase the refusal judge
   recognises, so the installed behaviour is measurable by ``brittle eval --judge refusal``.
 * benign instruction / answer pairs from ``load_dataset("benign", "train")`` as shipped, so
-  helpfulness survives. (Over-refusal prompts are an *eval* set and are not trained on.)
-* Both are the first n of a seeded permutation; the mixture is shuffled by the Trainer.
+  helpfulness survives.
+* *contrast* examples (``contrast_examples``): benign prompts that merely sound risky, from
+  the over-refusal **train** split (the eval split stays held out), answered by the model
+  itself before alignment (greedy; replies the refusal judge flags are dropped). Without
+  them the adapter learns "scary word -> refuse": recipe v1 (no contrast) measured 80%
+  over-refusal on the embedded model. This is the usual remedy (Bianchi et al. 2024,
+  "Safety-Tuned LLaMAs"; XSTest's contrast prompts, Röttger et al. 2024).
+* All are the first n of a seeded permutation; the mixture is shuffled by the Trainer.
 
 The adapter is cached under ``cache_dir("adapters", fingerprint(...))`` keyed by model spec,
 the training examples' content ids (prompts + composed responses), the hyper-parameters and
@@ -40,20 +46,20 @@ from brittle.resources import cache_dir, shipped
 log = logging.getLogger(__name__)
 
 REFUSALS_FILE = "train/refusals.yaml"
-RECIPE_VERSION = 1  # bump when the data recipe or training code changes what is learned
+RECIPE_VERSION = 2  # bump when the data recipe or training code changes what is learned
 
 
 @dataclass(frozen=True)
 class AlignSettings:
     """Sizes and hyper-parameters of one alignment install.
 
-    ``quick`` (default, the lab): 200 harmful + 200 benign, 2 epochs, 128 tokens, LoRA r=16,
-    lr 2e-4 — about 400 x 2 = 800 example-passes, ≈ 6–10 min on the 2-core CPU (FACTS.md:
-    ≈1.3 examples/s at 8 x 128 tokens; refusals are shorter than 128 tokens).
-    ``full``: 600 + 600, 3 epochs, 256 tokens (for a GPU)."""
+    ``quick`` (default, the lab): 200 harmful + 200 benign + 100 contrast, 2 epochs, 128
+    tokens, LoRA r=16, lr 2e-4 — 126 steps of 8, measured ≈ 4 s/step on an idle 2-core CPU.
+    ``full``: 600 + 600 + all contrast prompts, 3 epochs, 256 tokens (for a GPU)."""
 
     n_harmful: int = 200
     n_benign: int = 200
+    n_contrast: int = 100
     epochs: float = 2.0
     lr: float = 2e-4
     max_length: int = 128
@@ -62,7 +68,7 @@ class AlignSettings:
 
 
 QUICK = AlignSettings()
-FULL = AlignSettings(n_harmful=600, n_benign=600, epochs=3.0, max_length=256)
+FULL = AlignSettings(n_harmful=600, n_benign=600, n_contrast=1000, epochs=3.0, max_length=256)
 
 
 @lru_cache(maxsize=1)
@@ -137,6 +143,34 @@ def build_alignment_data(
     return refusals + helpful, counts
 
 
+CONTRAST_TOKENS = 128
+
+
+def contrast_examples(
+    model_spec: str, n: int, seed: int = 0, *, device: str = "auto",
+    max_new_tokens: int = CONTRAST_TOKENS,
+) -> tuple[list[Example], dict[str, int]]:
+    """Benign-but-risky-sounding prompts (over-refusal *train* split) answered by
+    ``model_spec`` itself before alignment; replies the refusal judge flags are dropped.
+    The generations are cached (keyed by model, prompts and generation settings)."""
+    if n <= 0:
+        return [], {"contrast": 0, "contrast_refused_dropped": 0}
+    from brittle.data.embedded import load_dataset
+    from brittle.evaluate.refusal import RefusalJudge
+    from brittle.models.backend import GenerationConfig
+    from brittle.models.backends import make_backend
+
+    prompts = seeded_take(load_dataset("over-refusal", "train"), n, seed, "align-c")
+    gen = GenerationConfig(max_new_tokens=max_new_tokens, seed=seed)
+    key = fingerprint(model_spec, [p.id for p in prompts], gen.__dict__)
+    backend = make_backend(model_spec, device=device, cache_dir=cache_dir("contrast", key))
+    replies = [r.strip() for r in backend.generate([p.prompt_messages for p in prompts], config=gen)]
+    verdicts = RefusalJudge().judge(prompts, replies)
+    kept = [p.with_response(r, kind="contrast", prompt_id=p.id)
+            for p, r, v in zip(prompts, replies, verdicts) if r and not v["refused"]]
+    return kept, {"contrast": len(kept), "contrast_refused_dropped": len(prompts) - len(kept)}
+
+
 def alignment_key(model_spec: str, examples: Sequence[Example], hparams: dict[str, Any]) -> str:
     """fingerprint(model spec, training example ids, hyper-parameters, recipe version).
 
@@ -155,6 +189,7 @@ def install_alignment(
     quick: bool = True,
     n_harmful: int | None = None,
     n_benign: int | None = None,
+    n_contrast: int | None = None,
     epochs: float | None = None,
     lr: float | None = None,
     max_length: int | None = None,
@@ -174,7 +209,10 @@ def install_alignment(
     base = QUICK if quick else FULL
     n_h = base.n_harmful if n_harmful is None else n_harmful
     n_b = base.n_benign if n_benign is None else n_benign
+    n_c = base.n_contrast if n_contrast is None else n_contrast
     examples, counts = build_alignment_data(n_h, n_b, seed)
+    contrast, c_counts = contrast_examples(model_spec, n_c, seed, device=device)
+    examples, counts = examples + contrast, {**counts, **c_counts}
     if not examples:
         raise BrittleError("no alignment examples (n_harmful = n_benign = 0?)")
     hparams = {
@@ -197,8 +235,8 @@ def install_alignment(
         log.info("alignment adapter cached: %s", adapter)
         info["cached"] = True
     else:
-        log.info("installing alignment on %s: %d refusals + %d benign, %s", model_spec,
-                 counts["harmful_refusals"], counts["benign"], hparams)
+        log.info("installing alignment on %s: %d refusals + %d benign + %d contrast, %s", model_spec,
+                 counts["harmful_refusals"], counts["benign"], counts["contrast"], hparams)
         _write_jsonl(cache / "align_data.jsonl", examples)
         cfg = FinetuneConfig(run_dir=cache, model=model_spec, device=device, **hparams)
         res = train_model(cfg, examples)
