@@ -46,3 +46,12 @@ def test_failed_stage_is_reported_escaped_and_the_rest_still_run(tmp_path, monke
 def test_unknown_stage_is_a_clear_error(tmp_path):
     with pytest.raises(BrittleError, match="unknown lab stage"):
         lab.run_lab(lab.LabConfig(run_dir=tmp_path, model="tiny:llama", stages=["nope"]))
+
+
+def test_vendor_aligned_model_gets_its_own_grid_and_no_install():
+    qwen = lab.LabConfig(model="embedded:qwen2.5-coder-0.5b")
+    smol = lab.LabConfig(model="embedded:smollm2-135m")
+    assert lab._attack_ns(qwen) == [0, 5, 10, 25] and lab._attack_ns(smol) == [0, 10, 50]
+    assert lab._attack_ns(qwen.model_copy(update={"quick": False}))[-1] == 100
+    ctx: dict = {}
+    assert lab._aligned_adapter(qwen, ctx) is None and ctx == {"aligned_adapter": None}

@@ -101,7 +101,7 @@ def stage_attack(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         run_dir=cfg.run_dir / "attack",
         model=cfg.model,
         adapter=_adapter_arg(cfg, ctx),
-        n=[0, 10, 50] if cfg.quick else [0, 1, 2, 5, 10, 25, 50, 100],
+        n=_attack_ns(cfg),
         kinds=["harmful"] if cfg.quick else ["harmful", "aoa", "benign"],
         seeds=[cfg.seed] if cfg.quick else [0, 1, 2],
         eval_limit=cfg.size(50, 0) or None,
@@ -121,13 +121,16 @@ def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         model=cfg.model,
         adapter=_adapter_arg(cfg, ctx),
         pool_limit=cfg.size(300, 0) or None,
+        # vendor-aligned (bigger) models: the exact-anchor method only (issue: top-K vs random-K)
+        methods=["exact-anchor"] if _vendor_aligned(cfg.model) else ["exact-anchor", "repr"],
         k=cfg.size(50, 100),
         seed=cfg.seed,
     )
     run_select(scfg)
     # quick: the paper's headline contrast only (top-K per method vs random-K vs list-K);
     # each comparison is a 5-epoch fine-tune, ~4 min on a 2-core CPU at K=50
-    names = [f"top-{m}" for m in scfg.methods] + ["random", "list"] if cfg.quick else None
+    baselines = ["random"] if _vendor_aligned(cfg.model) else ["random", "list"]
+    names = [f"top-{m}" for m in scfg.methods] + baselines if cfg.quick else None
     compare_selections(scfg, seeds=[cfg.seed] if cfg.quick else [0, 1, 2], names=names,
                        eval_limit=cfg.size(50, 0) or None)
     return select_section(scfg.run_dir, redact=cfg.redact)
@@ -144,6 +147,9 @@ def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         aligned_adapter=_adapter_arg(cfg, ctx),
         attacked=_attacked_adapters(ctx),
         attack_start="continue",  # the attack sweep keeps training the safety adapter
+        # without an unaligned base (vendor-aligned model) KL(aligned‖base) is undefined
+        diagnostics=(["prefill", "direction"] if _vendor_aligned(cfg.model)
+                     else ["kl", "prefill", "direction", "persona"]),
         n_prompts=cfg.size(24, 100),
         persona_prompts=cfg.size(8, 32),
         synth_n=cfg.size(16, 64),
@@ -162,6 +168,12 @@ def stage_rules(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     out = cfg.run_dir / "rules"
     run_rules_quick(out, cfg.model, budget="quick" if cfg.quick else "full")
     return rules_section(out)
+
+
+def _attack_ns(cfg: LabConfig) -> list[int]:
+    if not cfg.quick:
+        return [0, 1, 2, 5, 10, 25, 50, 100]
+    return [0, 5, 10, 25] if _vendor_aligned(cfg.model) else [0, 10, 50]
 
 
 def _aligned_adapter(cfg: LabConfig, ctx: dict[str, Any]) -> Path | None:
