@@ -55,3 +55,16 @@ def test_vendor_aligned_model_gets_its_own_grid_and_no_install():
     assert lab._attack_ns(qwen.model_copy(update={"quick": False}))[-1] == 100
     ctx: dict = {}
     assert lab._aligned_adapter(qwen, ctx) is None and ctx == {"aligned_adapter": None}
+
+
+def test_attacked_adapters_are_found_from_an_earlier_run(tmp_path):
+    cfg = lab.LabConfig(run_dir=tmp_path, model="tiny:llama")
+    assert lab._attacked_adapters(cfg, {}) == {}
+    (tmp_path / "attack" / "a10").mkdir(parents=True)
+    rows = [{"key": "aligned/0/0", "kind": "aligned", "n": 0, "seed": 0, "adapter": None},
+            {"key": "harmful/10/0", "kind": "harmful", "n": 10, "seed": 0,
+             "adapter": str(tmp_path / "attack" / "a10")},
+            {"key": "harmful/50/0", "kind": "harmful", "n": 50, "seed": 0,
+             "adapter": str(tmp_path / "attack" / "gone")}]
+    (tmp_path / "attack" / "cells.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert lab._attacked_adapters(cfg, {}) == {"harmful-n10-s0": str(tmp_path / "attack" / "a10")}

@@ -145,7 +145,7 @@ def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         run_dir=cfg.run_dir / "diagnose",
         model=cfg.model,
         aligned_adapter=_adapter_arg(cfg, ctx),
-        attacked=_attacked_adapters(ctx),
+        attacked=_attacked_adapters(cfg, ctx),
         attack_start="continue",  # the attack sweep keeps training the safety adapter
         # without an unaligned base (vendor-aligned model) KL(aligned‖base) is undefined
         diagnostics=(["prefill", "direction"] if _vendor_aligned(cfg.model)
@@ -197,10 +197,11 @@ def _adapter_arg(cfg: LabConfig, ctx: dict[str, Any]) -> str | None:
     return str(adapter) if adapter else None
 
 
-def _attacked_adapters(ctx: dict[str, Any]) -> dict[str, str]:
-    """Adapters written by the attack sweep (label -> dir), if it ran."""
-    attack_dir = ctx.get("attack_dir")
-    if not attack_dir:
+def _attacked_adapters(cfg: LabConfig, ctx: dict[str, Any]) -> dict[str, str]:
+    """Adapters written by the attack sweep (label -> dir): this run's, or an earlier run's
+    in the same run directory (``--stages diagnose`` after a finished lab)."""
+    attack_dir = Path(ctx.get("attack_dir") or cfg.run_dir / "attack")
+    if not attack_dir.is_dir():
         return {}
     from brittle.train.attack import finished_adapters
 

@@ -289,7 +289,7 @@ def _persona(cfg: DiagnoseConfig, model: Any, tok: Any) -> dict[str, Any]:
     from brittle.models.backends import make_backend
 
     suites = {"harmful": _prompts("harmful", "eval", cfg.persona_prompts),
-              "over-refusal": _prompts("over-refusal", None, cfg.persona_prompts)}
+              "over-refusal": _prompts("over-refusal", "eval", cfg.persona_prompts)}
     judge = _judge(cfg)
     frames, sums, out = [], [], {}
     for label, m, t in _variants(cfg, model, tok):
