@@ -6,14 +6,12 @@ Each stage defines ``class XConfig(StageConfig)``; field descriptions double as 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, Self
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from brittle.errors import BrittleError
-
-C = TypeVar("C", bound="StageConfig")
 
 
 def _split_csv(v: Any) -> Any:

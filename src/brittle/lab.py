@@ -72,10 +72,10 @@ def stage_align(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     from brittle.evaluate.section import compare_section
 
     out = cfg.run_dir / "align"
-    adapter = _aligned_adapter(cfg, ctx)
+    aligned = _aligned_adapter(cfg, ctx)
     limit = cfg.size(50, 0) or None
-    runs = {"unaligned": None, "aligned": adapter}
-    if adapter is None:
+    runs = {"unaligned": None, "aligned": aligned}
+    if aligned is None:
         runs = {"vendor-aligned": None}
     dirs = {}
     for label, adapter in runs.items():

@@ -214,7 +214,7 @@ def install_alignment(
     contrast, c_counts = contrast_examples(model_spec, n_c, seed, device=device)
     examples, counts = examples + contrast, {**counts, **c_counts}
     if not examples:
-        raise BrittleError("no alignment examples (n_harmful = n_benign = 0?)")
+        raise BrittleError("no alignment examples (n_harmful = n_benign = n_contrast = 0?)")
     hparams = {
         "preset": base.preset,
         "epochs": base.epochs if epochs is None else epochs,
