@@ -68,3 +68,11 @@ def test_attacked_adapters_are_found_from_an_earlier_run(tmp_path):
              "adapter": str(tmp_path / "attack" / "gone")}]
     (tmp_path / "attack" / "cells.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert lab._attacked_adapters(cfg, {}) == {"harmful-n10-s0": str(tmp_path / "attack" / "a10")}
+
+
+def test_transfer_stage_runs_only_with_a_reference(tmp_path):
+    assert "transfer" not in lab.LabConfig().stage_list()
+    assert lab.LabConfig(reference=tmp_path).stage_list()[-2:] == ["transfer", "rules"]
+    result = lab.run_lab(lab.LabConfig(run_dir=tmp_path / "lab", model="tiny:llama", stages=["transfer"]))
+    assert result["stages"]["transfer"]["ok"] is False
+    assert "--reference" in result["stages"]["transfer"]["error"]

@@ -27,20 +27,30 @@ from brittle.store import write_json
 
 log = logging.getLogger(__name__)
 
-STAGES = ("overview", "align", "attack", "select", "diagnose", "rules")
+STAGES = ("overview", "align", "attack", "select", "diagnose", "transfer", "rules")
 
 
 class LabConfig(StageConfig):
     run_dir: Path = Field(Path("runs/lab"), description="Directory for the lab's outputs.")
     model: str = Field("embedded:smollm2-135m", description="Model spec to study.")
     quick: bool = Field(True, description="Small sizes that finish on a laptop CPU.")
-    stages: list[str] = Field(list(STAGES), description="Stages to run, in order.")
+    stages: list[str] | None = Field(
+        None, description="Stages to run, in order (default: all; 'transfer' only with a reference)."
+    )
+    reference: Path | None = Field(
+        None,
+        description="Run dir of a finished lab on another model (e.g. the SmolLM2 quick lab): the "
+        "'transfer' stage fine-tunes its top-K selections into this model and puts both labs side by side.",
+    )
     redact: bool = Field(True, description="Redact generated harmful text in the report.")
     seed: int = Field(0, description="Global seed.")
     device: str = Field("auto", description="cpu | cuda | auto")
 
     def size(self, quick: int, full: int) -> int:
         return quick if self.quick else full
+
+    def stage_list(self) -> list[str]:
+        return list(self.stages or [s for s in STAGES if s != "transfer" or self.reference])
 
 
 def _vendor_aligned(spec: str) -> bool:
@@ -120,10 +130,10 @@ def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         run_dir=cfg.run_dir / "select",
         model=cfg.model,
         adapter=_adapter_arg(cfg, ctx),
-        pool_limit=cfg.size(300, 0) or None,
+        pool_limit=_pool_limit(cfg),
         # vendor-aligned (bigger) models: the exact-anchor method only (issue: top-K vs random-K)
         methods=["exact-anchor"] if _vendor_aligned(cfg.model) else ["exact-anchor", "repr"],
-        k=cfg.size(50, 100),
+        k=_select_k(cfg),
         seed=cfg.seed,
     )
     run_select(scfg)
@@ -161,6 +171,23 @@ def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     return diagnose_section(dcfg.run_dir)  # numbers only, no model text
 
 
+def stage_transfer(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
+    """Selection transfer (the reference lab's top-K fine-tuned into this model) and both
+    labs side by side: installed vs vendor alignment."""
+    from brittle.errors import BrittleError
+    from brittle.lab_compare import side_by_side_section
+    from brittle.select.transfer import transfer_selections
+
+    if cfg.reference is None:
+        raise BrittleError("the transfer stage needs a finished reference lab: --reference RUN_DIR")
+    transfer_selections(
+        cfg.reference / "select", cfg.run_dir / "transfer", model=cfg.model, adapter=_adapter_arg(cfg, ctx),
+        k=_select_k(cfg), seeds=[cfg.seed] if cfg.quick else [0, 1, 2], eval_limit=cfg.size(50, 0) or None,
+        device=cfg.device,
+    )
+    return side_by_side_section(cfg.reference, cfg.run_dir)
+
+
 def stage_rules(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     """Ambiguous rules: judge panel, entropy, flips, leaning, refinement."""
     from brittle.rules import rules_section, run_rules_quick
@@ -174,6 +201,14 @@ def _attack_ns(cfg: LabConfig) -> list[int]:
     if not cfg.quick:
         return [0, 1, 2, 5, 10, 25, 50, 100]
     return [0, 5, 10, 25] if _vendor_aligned(cfg.model) else [0, 10, 50]
+
+
+def _pool_limit(cfg: LabConfig) -> int | None:
+    return cfg.size(300, 0) or None
+
+
+def _select_k(cfg: LabConfig) -> int:
+    return cfg.size(50, 100)
 
 
 def _aligned_adapter(cfg: LabConfig, ctx: dict[str, Any]) -> Path | None:
@@ -214,6 +249,7 @@ STAGE_FUNCS: dict[str, Callable[[LabConfig, dict[str, Any]], Section]] = {
     "attack": stage_attack,
     "select": stage_select,
     "diagnose": stage_diagnose,
+    "transfer": stage_transfer,
     "rules": stage_rules,
 }
 
@@ -223,7 +259,8 @@ STAGE_FUNCS: dict[str, Callable[[LabConfig, dict[str, Any]], Section]] = {
 
 def run_lab(cfg: LabConfig) -> dict[str, Any]:
     """Run the chosen stages in order; write ``index.html`` after every stage."""
-    unknown = [s for s in cfg.stages if s not in STAGE_FUNCS]
+    stages = cfg.stage_list()
+    unknown = [s for s in stages if s not in STAGE_FUNCS]
     if unknown:
         from brittle.errors import BrittleError
 
@@ -233,7 +270,7 @@ def run_lab(cfg: LabConfig) -> dict[str, Any]:
     sections: list[Section] = []
     status: dict[str, dict[str, Any]] = {}
     title = f"brittle lab — {cfg.model}" + (" (quick)" if cfg.quick else "")
-    for name in cfg.stages:
+    for name in stages:
         t0 = time.perf_counter()
         log.info("lab stage %s …", name)
         try:

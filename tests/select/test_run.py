@@ -151,3 +151,25 @@ def test_pool_limit_is_a_seeded_subset(pool_file):
     assert [e.id for e in load_pool(str(pool_file), limit=10, seed=1)] != [e.id for e in a]
     full = [e.id for e in load_pool(str(pool_file))]
     assert [full.index(e.id) for e in a] == sorted(full.index(e.id) for e in a)  # order kept
+
+
+def test_transfer_fine_tunes_the_source_top_k_cut_to_k(tmp_path, pool_file, fake_features, harmful_anchors,
+                                                       monkeypatch):
+    from brittle.select.transfer import transfer_selections
+
+    cfg = _cfg(tmp_path, pool_file, methods=["exact-anchor", "repr"], selections=["top", "random"])
+    run_select(cfg, model=MODEL, tokenizer=TOK, anchors=build_anchor_sets(4, harmful=harmful_anchors))
+    calls = _fake_attack(monkeypatch, lambda name, s: 0.5)
+    out = tmp_path / "target" / "transfer"
+    rows = transfer_selections(cfg.run_dir, out, model="other", adapter=None, k=3, eval_limit=7)
+    assert [r["selection"] for r in rows] == ["transfer-top-exact-anchor", "transfer-top-repr"]
+    assert [c.model for c in calls] == ["other", "other"] and calls[0].n == [3] and calls[0].eval_limit == 7
+    src = [json.loads(x) for x in (cfg.run_dir / "selections" / "top-exact-anchor.jsonl").read_text().splitlines()]
+    cut = [json.loads(x) for x in (out / "selections" / "top-exact-anchor.jsonl").read_text().splitlines()]
+    assert [r["messages"] for r in cut] == [r["messages"] for r in src[:3]]
+    assert [r["score"] for r in cut] == [r["score"] for r in src[:3]]
+    assert json.loads((out / "table.json").read_text())[0]["asr"] == 0.5
+    transfer_selections(cfg.run_dir, out, model="other", adapter=None, k=3, eval_limit=7)
+    assert len(calls) == 2  # resumed: nothing re-run
+    with pytest.raises(BrittleError, match="no finished selection run"):
+        transfer_selections(tmp_path / "nothing", out, model="other", adapter=None, k=3)

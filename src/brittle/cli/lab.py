@@ -19,6 +19,9 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Option(None, help="YAML LabConfig."),
         redact: bool = typer.Option(None, "--redact/--no-redact", help="Redact harmful generations."),
         device: str = typer.Option(None, help="cpu | cuda | auto"),
+        reference: Path = typer.Option(
+            None, help="Finished lab on another model: side-by-side report + selection transfer."
+        ),
         json_: bool = JSON_OPT,
     ) -> None:
         """Run the end-to-end experiment and write runs/lab/index.html."""
@@ -32,6 +35,7 @@ def register(app: typer.Typer) -> None:
             run_dir=run_dir,
             redact=redact,
             device=device,
+            reference=reference,
         )
         result = run_lab(cfg)
         failed = [k for k, v in result["stages"].items() if not v["ok"]]

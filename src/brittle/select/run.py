@@ -334,15 +334,11 @@ def compare_selections(
     with ``data=<file>``, one run per selection, all ``seeds``). Records one row per
     selection and seed in ``compare/results.jsonl`` (resumable) and returns them; ASR per
     selection with CIs is summarised by :func:`compare_table`."""
-    from brittle.train.attack import AttackConfig, run_attack
-
     scfg = cfg if isinstance(cfg, SelectConfig) else SelectConfig.load(Path(cfg) / "select_config.yaml")
     run_dir = Path(scfg.run_dir)
     summary = read_json(run_dir / SUMMARY)
     wanted = list(names) if names else [n for n in summary["selections"] if not n.startswith("bottom-")]
-    store = JsonlStore(run_dir / COMPARE / "results.jsonl", key=lambda r: f"{r['selection']}|{r['seed']}")
-    done = store.done()
-    rows = []
+    files: dict[str, tuple[Path, int]] = {}
     for name in wanted:
         info = summary["selections"].get(name)
         if info is None:
@@ -350,24 +346,49 @@ def compare_selections(
         if not info["n"]:
             log.warning("selection %s is empty (no such examples in the pool): not fine-tuned", name)
             continue
+        files[name] = (Path(info["file"]), int(info["n"]))
+    return finetune_on_selections(files, run_dir / COMPARE, model=scfg.model, adapter=scfg.adapter,
+                                  seeds=seeds, eval_limit=eval_limit, device=scfg.device,
+                                  attack_overrides=attack_overrides)
+
+
+def finetune_on_selections(
+    files: dict[str, tuple[Path, int]],
+    out_dir: Path,
+    *,
+    model: str,
+    adapter: str | None,
+    seeds: Sequence[int] = (0,),
+    eval_limit: int | None = None,
+    device: str = "auto",
+    attack_overrides: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Fine-tune ``model`` (+ ``adapter``) on each selection file ``{name: (path, n)}`` and
+    evaluate it on the harmful suite: one ``run_attack`` (kind ``data``) per file in
+    ``out_dir/<name>``; one row per (name, seed) in ``out_dir/results.jsonl`` (resumable),
+    ``out_dir/table.json`` from :func:`compare_table`."""
+    from brittle.train.attack import AttackConfig, run_attack
+
+    store = JsonlStore(out_dir / "results.jsonl", key=lambda r: f"{r['selection']}|{r['seed']}")
+    done = store.done()
+    for name, (path, n) in files.items():
         todo = [s for s in seeds if f"{name}|{s}" not in done]
-        if todo:
-            kw: dict[str, Any] = {
-                "run_dir": run_dir / COMPARE / name, "model": scfg.model, "adapter": scfg.adapter or "none",
-                "data": str(info["file"]), "n": [info["n"]], "kinds": ["data"], "seeds": list(todo),
-                "eval_limit": eval_limit, "eval_suites": ["harmful-eval"], "device": scfg.device,
-            }
-            kw.update(attack_overrides or {})
-            acfg = make_config(AttackConfig, **kw)
-            if "data" not in type(acfg).model_fields:
-                raise BrittleError("AttackConfig has no `data` field: cannot fine-tune on a selection file")
-            df = run_attack(acfg)
-            new = [{"selection": name, "seed": int(s), "n": info["n"], **_asr_of(df, s)} for s in todo]
-            store.append(new)
+        if not todo:
+            continue
+        kw: dict[str, Any] = {
+            "run_dir": out_dir / name, "model": model, "adapter": adapter or "none",
+            "data": str(path), "n": [n], "kinds": ["data"], "seeds": list(todo),
+            "eval_limit": eval_limit, "eval_suites": ["harmful-eval"], "device": device,
+        }
+        kw.update(attack_overrides or {})
+        acfg = make_config(AttackConfig, **kw)
+        if "data" not in type(acfg).model_fields:
+            raise BrittleError("AttackConfig has no `data` field: cannot fine-tune on a selection file")
+        df = run_attack(acfg)
+        store.append([{"selection": name, "seed": int(s), "n": n, **_asr_of(df, s)} for s in todo])
     by_key = {f"{r['selection']}|{r['seed']}": r for r in store.records()}
-    for name in wanted:
-        rows += [by_key[f"{name}|{s}"] for s in seeds if f"{name}|{s}" in by_key]
-    write_json(run_dir / COMPARE / "table.json", compare_table(rows))
+    rows = [by_key[f"{name}|{s}"] for name in files for s in seeds if f"{name}|{s}" in by_key]
+    write_json(out_dir / "table.json", compare_table(rows))
     return rows
 
 
