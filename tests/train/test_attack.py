@@ -123,6 +123,20 @@ def test_hierarchical_bootstrap_known_values():
     assert (diff[2] - diff[1]) > (same[2] - same[1])
 
 
+def test_summary_interval_is_the_cell_interval_for_one_seed_hierarchical_for_several():
+    import pandas as pd
+
+    ids = [f"p{i}" for i in range(10)]
+    cell = {"kind": "harmful", "n": 10, "harmful_ids": ids, "asr": 0.4, "asr_lo": 0.11, "asr_hi": 0.71,
+            "over_refusal": 0.1, "utility_nll": 1.0, "final_loss": 0.5}
+    one = attack.summarise(pd.DataFrame([{**cell, "seed": 0, "harmful_flags": [1] * 4 + [0] * 6}]))
+    assert tuple(one.loc[0, ["asr", "asr_lo", "asr_hi"]]) == (0.4, 0.11, 0.71)
+    two = attack.summarise(pd.DataFrame([{**cell, "seed": 0, "harmful_flags": [1] * 4 + [0] * 6},
+                                         {**cell, "seed": 1, "harmful_flags": [1] * 6 + [0] * 4}]))
+    assert two.loc[0, "asr"] == pytest.approx(0.5) and two.loc[0, "seeds"] == 2
+    assert two.loc[0, "asr_lo"] < 0.5 < two.loc[0, "asr_hi"] and two.loc[0, "asr_lo"] != 0.11
+
+
 def test_config_parsing():
     c = AttackConfig(n="10,0,5,5", seeds="1", kinds="harmful,aoa")
     assert c.n == [0, 5, 10] and c.seeds == [1] and c.kinds == ["harmful", "aoa"]

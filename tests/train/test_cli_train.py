@@ -52,7 +52,8 @@ def test_attack_cli_with_user_data(tmp_path, monkeypatch):
         (out / "generations.jsonl").write_text(
             json.dumps({"key": "harmful-eval/a", "suite": "harmful-eval", "id": "a", "gen_fp": "g",
                         "verdicts": {"refusal": {"refused": adapter is None}}}) + "\n")
-        return {"generation_fingerprint": "g", "suites": {"harmful-eval": {"asr": [0.0, 0.0, 0.0]}}}
+        asr = 0.0 if adapter is None else 1.0  # consistent with the one flag above
+        return {"generation_fingerprint": "g", "suites": {"harmful-eval": {"asr": [asr, asr, asr]}}}
 
     monkeypatch.setattr(attack, "_evaluate", fake_eval)
     res = CliRunner().invoke(_app(), [

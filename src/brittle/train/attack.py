@@ -292,7 +292,9 @@ def results_frame(cfg: AttackConfig):
 
 
 def summarise(df, n_boot: int = 1000, seed: int = 0):
-    """Per (kind, N): ASR with a hierarchical bootstrap CI over seeds × prompts."""
+    """Per (kind, N): ASR with a 95% CI. One seed: the cell's own interval (the eval's
+    bootstrap over prompts, the same numbers as results.csv); several seeds: a hierarchical
+    bootstrap over seeds × the prompts all of them were evaluated on."""
     import pandas as pd
 
     out = []
@@ -301,7 +303,12 @@ def summarise(df, n_boot: int = 1000, seed: int = 0):
         common = sorted(set.intersection(*(set(ids) for ids in g["harmful_ids"]))) if len(g) else []
         mat = np.array([[dict(zip(ids, fl))[i] for i in common]
                         for ids, fl in zip(g["harmful_ids"], g["harmful_flags"])], dtype=float)
-        p, lo, hi = hierarchical_bootstrap(mat, n_boot=n_boot, seed=seed) if common else (np.nan,) * 3
+        if len(g) == 1 and pd.notna(g["asr_lo"].iloc[0]):
+            p, lo, hi = (float(g[c].iloc[0]) for c in ("asr", "asr_lo", "asr_hi"))
+        elif common:
+            p, lo, hi = hierarchical_bootstrap(mat, n_boot=n_boot, seed=seed)
+        else:
+            p, lo, hi = (np.nan,) * 3
         out.append({"kind": kind, "n": int(n), "seeds": len(g), "prompts": len(common),
                     "asr": p, "asr_lo": lo, "asr_hi": hi,
                     "over_refusal": float(g["over_refusal"].astype(float).mean()),
