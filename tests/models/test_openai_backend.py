@@ -149,9 +149,8 @@ def test_retries_on_500_and_429():
 
 
 def test_gives_up_after_max_retries():
-    with FakeServer(fail=[500] * 10) as srv:
-        with pytest.raises(BrittleError, match="giving up after 3 attempts"):
-            _backend(srv.url, max_concurrency=1, max_retries=2).generate(CONVS[:1])
+    with FakeServer(fail=[500] * 10) as srv, pytest.raises(BrittleError, match="giving up after 3 attempts"):
+        _backend(srv.url, max_concurrency=1, max_retries=2).generate(CONVS[:1])
     assert len(srv.requests) == 3
 
 

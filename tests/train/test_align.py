@@ -96,7 +96,7 @@ def test_install_alignment_trains_once_then_uses_cache(fake_data, tmp_path, monk
         return real(cfg, examples, **kw)
 
     monkeypatch.setattr(sft, "train_model", counting)
-    kw = dict(n_harmful=4, n_benign=4, n_contrast=0, epochs=1, max_length=64, seed=0, device="cpu")
+    kw = {"n_harmful": 4, "n_benign": 4, "n_contrast": 0, "epochs": 1, "max_length": 64, "seed": 0, "device": "cpu"}
     p1 = align.install_alignment("tiny:llama", run_dir=tmp_path / "r1", **kw)
     p2 = align.install_alignment("tiny:llama", run_dir=tmp_path / "r2", **kw)
     assert p1 == p2 and (p1 / "adapter_model.safetensors").exists()

@@ -21,8 +21,8 @@ def _examples(n: int = 8) -> list[Example]:
 
 
 def _cfg(tmp_path, **kw) -> FinetuneConfig:
-    base = dict(run_dir=tmp_path / "ft", model="tiny:llama", epochs=5, lr=5e-3, batch_size=4,
-                device="cpu", lora_dropout=0.0)
+    base = {"run_dir": tmp_path / "ft", "model": "tiny:llama", "epochs": 5, "lr": 5e-3, "batch_size": 4,
+                "device": "cpu", "lora_dropout": 0.0}
     return FinetuneConfig(**{**base, **kw})
 
 

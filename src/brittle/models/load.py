@@ -192,7 +192,7 @@ def _from_dir(
             )
         if not has_st and not has_pickle:
             raise BrittleError(f"{path}: no model weights (*.safetensors) found")
-    kw = dict(trust_remote_code=trust_remote_code)
+    kw = {"trust_remote_code": trust_remote_code}
     tokenizer = AutoTokenizer.from_pretrained(str(spec), **kw)
     model = AutoModelForCausalLM.from_pretrained(
         str(spec), dtype=torch_dtype, use_safetensors=None if allow_pickle else True, **kw
