@@ -115,6 +115,8 @@ def stage_attack(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         kinds=["harmful"] if cfg.quick else ["harmful", "aoa", "benign"],
         seeds=[cfg.seed] if cfg.quick else [0, 1, 2],
         eval_limit=cfg.size(50, 0) or None,
+        # the N = 0 cell is the aligned model the align stage evaluated: reuse its replies
+        reuse_evals=[str(d) for d in sorted((cfg.run_dir / "align").glob("eval-*"))],
     )
     run_attack(acfg)
     ctx["attack_dir"] = acfg.run_dir

@@ -153,3 +153,15 @@ def test_prompts_suite_reads_user_file(tmp_path, monkeypatch):
     b = FakeBackend(bot)
     m = R.run_eval(R.EvalConfig(run_dir=tmp_path / "r", model="fake", suites=[], prompts=f), backend=b)
     assert list(m["suites"]) == ["prompts"] and m["suites"]["prompts"]["n"] == 3
+
+
+def test_reuse_from_copies_matching_replies_and_generates_nothing(tmp_path):
+    first = R.run_eval(cfg(tmp_path, "a"), backend=FakeBackend(bot))
+    again = FakeBackend(bot)
+    second = R.run_eval(cfg(tmp_path, "b", reuse_from=[tmp_path / "a", tmp_path / "missing"]), backend=again)
+    assert again.calls == 0 and second["suites"] == first["suites"]
+    assert len(records(tmp_path / "b")) == 14
+    # other fingerprints (here: another length) are not reused
+    other = FakeBackend(bot)
+    R.run_eval(cfg(tmp_path, "c", max_new_tokens=32, reuse_from=[tmp_path / "a"]), backend=other)
+    assert len(other.seen) == 14

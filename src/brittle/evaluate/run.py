@@ -54,6 +54,7 @@ class EvalConfig(StageConfig):
     classifier: str | None = Field(None, description="Guard model spec for the 'classifier' judge.")
     utility_generate: bool = Field(False, description="Also generate and judge replies on the utility suite (on automatically with the helpfulness judge).")
     system_prompt: str | None = Field(None, description="Optional system message prepended to every prompt.")
+    reuse_from: list[Path] = Field([], description="Other eval run dirs: their replies and reference scores are copied in where the fingerprints match (same model, adapter contents, length, seed, system prompt).")
 
     @field_validator("suites")
     @classmethod
@@ -98,6 +99,7 @@ def run_eval(
     nll_fp = fingerprint(lazy.name, adapter_id, cfg.system_prompt, "reference-nll")
     store = JsonlStore(run_dir / GENERATIONS, key="key")
     current = {r["key"]: r for r in store.records()}
+    _import_records(cfg.reuse_from, store, current, gen_fp, nll_fp)
 
     for suite in suites:
         spec, examples = SPECS[suite], data[suite]
@@ -156,6 +158,26 @@ class _Lazy:
             return self.model, self.tokenizer
         b = self.backend
         return getattr(b, "model", None), getattr(b, "tokenizer", None)
+
+
+def _import_records(dirs: Sequence[Path], store: JsonlStore, current: dict[str, dict],
+                    gen_fp: str, nll_fp: str) -> None:
+    """Copy records of other eval runs that carry this run's generation or reference-NLL
+    fingerprint and whose key this run does not have yet (nothing is regenerated for them)."""
+    new = {}
+    for d in dirs:
+        path = Path(d) / GENERATIONS
+        if not path.exists() or path.resolve() == store.path.resolve():
+            continue
+        for r in JsonlStore(path, key="key").records():
+            if r["key"] not in current and r["key"] not in new and (
+                r.get("gen_fp") == gen_fp or r.get("nll_fp") == nll_fp
+            ):
+                new[r["key"]] = r
+    if new:
+        log.info("reusing %d stored replies/scores from %s", len(new), ", ".join(map(str, dirs)))
+        store.append(list(new.values()))
+        current.update(new)
 
 
 def _adapter_id(adapter: Path | None) -> str:

@@ -68,6 +68,10 @@ class AttackConfig(StageConfig):
     gen_tokens: int = Field(128, ge=1, description="Reply length when generating harmful attack data.")
     device: str = Field("auto", description="cpu | cuda | auto")
     n_boot: int = Field(1000, ge=10, description="Bootstrap resamples for the ASR intervals.")
+    reuse_evals: CsvList = Field(
+        [], description="Earlier eval run dirs whose replies are reused where the fingerprints match "
+        "(e.g. the lab's eval of the aligned model for the N = 0 cell)."
+    )
 
     @field_validator("n")
     @classmethod
@@ -158,6 +162,7 @@ def _evaluate(cfg: AttackConfig, out: Path, adapter: str | None, model: Any, tok
         seed=cfg.eval_seed,
         max_new_tokens=cfg.max_new_tokens,
         batch_size=cfg.eval_batch_size,
+        reuse_from=[Path(d) for d in cfg.reuse_evals],
     )
     return run_eval(ecfg, model=model, tokenizer=tokenizer)
 
