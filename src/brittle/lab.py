@@ -165,7 +165,8 @@ def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         n_prompts=cfg.size(24, 100),
         persona_prompts=cfg.size(8, 32),
         synth_n=cfg.size(16, 64),
-        prefill_ks=[0, 1, 2, 5, 10, 20, 40],
+        prefill_ks=[0, 1, 5, 20] if _small_budget(cfg) else [0, 1, 2, 5, 10, 20, 40],
+        max_new_tokens=32 if _small_budget(cfg) else 48,  # the refusal judge reads ~100 chars
         device=cfg.device,
         seed=cfg.seed,
     )
@@ -205,12 +206,18 @@ def _attack_ns(cfg: LabConfig) -> list[int]:
     return [0, 5, 10, 25] if _vendor_aligned(cfg.model) else [0, 10, 50]
 
 
+def _small_budget(cfg: LabConfig) -> bool:
+    """Quick lab on a vendor-aligned (0.5B+) model: sizes cut to fit ~1 h more of CPU."""
+    return cfg.quick and _vendor_aligned(cfg.model)
+
+
 def _pool_limit(cfg: LabConfig) -> int | None:
-    return cfg.size(300, 0) or None
+    # a 0.5B model scores ~5x slower than the 135M default: half the pool, the same top share
+    return (150 if _small_budget(cfg) else 300) if cfg.quick else None
 
 
 def _select_k(cfg: LabConfig) -> int:
-    return cfg.size(50, 100)
+    return (25 if _small_budget(cfg) else 50) if cfg.quick else 100
 
 
 def _aligned_adapter(cfg: LabConfig, ctx: dict[str, Any]) -> Path | None:
