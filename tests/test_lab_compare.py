@@ -34,7 +34,7 @@ def _write_lab(d, model, *, installed, curve, selections, prefill=None, directio
                    "asr_lo": r["lo"], "asr_hi": r["hi"], "over_refusal": 0.2, "utility_nll": 1.7,
                    "final_loss": None} for r in curve]).to_csv(d / "attack" / "summary.csv", index=False)
     (d / "select" / "compare" / "table.json").write_text(json.dumps(
-        [{"selection": k, "asr": v[0], "lo": v[1], "hi": v[2]} for k, v in selections.items()]))
+        [{"selection": k, "asr": v[0], "lo": v[1], "hi": v[2], "n": 50} for k, v in selections.items()]))
     if installed:
         (d / "align" / "eval-unaligned").mkdir(parents=True)
         (d / "align" / "eval-unaligned" / "metrics.json").write_text(
@@ -59,7 +59,7 @@ def test_headline_and_claims_from_run_files(tmp_path):
                selections={"top-exact-anchor": (0.5, 0.36, 0.64), "random": (0.6, 0.46, 0.74)})
     (vendor / "transfer").mkdir()
     (vendor / "transfer" / "table.json").write_text(json.dumps(
-        [{"selection": "transfer-top-exact-anchor", "asr": 0.7, "lo": 0.56, "hi": 0.82}]))
+        [{"selection": "transfer-top-exact-anchor", "asr": 0.7, "lo": 0.56, "hi": 0.82, "n": 25}]))
     h = lab_headline(ref)
     assert h["model"] == "embedded:smollm2-135m" and h["alignment"].startswith("installed")
     assert h["asr_unaligned"] == (0.94, 0.88, 1.0) and h["prefill"][1] == (0.92, 0.79, 1.0)
@@ -73,7 +73,7 @@ def test_headline_and_claims_from_run_files(tmp_path):
     assert rows["smallest N with ASR ≥ 50%"] == {"metric": "smallest N with ASR ≥ 50%",
                                                   "embedded:smollm2-135m": "50", "embedded:qwen<b>": "5"}
     assert rows["ASR after N=5 harmful examples"]["embedded:smollm2-135m"] == "—"
-    assert rows["ASR after fine-tuning on transfer-top-exact-anchor"]["embedded:qwen<b>"] == "70% [56%, 82%]"
+    assert rows["ASR after fine-tuning on transfer-top-exact-anchor"]["embedded:qwen<b>"] == "70% [56%, 82%], K=25"
     sec = side_by_side_section(ref, vendor)
     assert "<b>" not in sec.body and "qwen&lt;b&gt;" in sec.body
     assert (vendor / "plots" / "side_by_side_asr.png").stat().st_size > 1000

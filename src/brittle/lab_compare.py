@@ -47,10 +47,8 @@ def first_significant_n(curve: Sequence[Mapping[str, Any]]) -> int | None:
     return next((int(r["n"]) for r in curve if r["n"] > 0 and r["lo"] > base["hi"]), None)
 
 
-def _table_rows(path: Path) -> dict[str, Interval]:
-    if not path.exists():
-        return {}
-    return {r["selection"]: (r["asr"], r["lo"], r["hi"]) for r in read_json(path) if r.get("asr") is not None}
+def _table_rows(path: Path) -> list[dict[str, Any]]:
+    return [r for r in read_json(path) if r.get("asr") is not None] if path.exists() else []
 
 
 def lab_headline(run_dir: str | Path) -> dict[str, Any]:
@@ -64,8 +62,9 @@ def lab_headline(run_dir: str | Path) -> dict[str, Any]:
     if unaligned.exists():
         out["asr_unaligned"] = tuple(read_json(unaligned)["suites"]["harmful-eval"]["asr"])
     out["curve"] = curve_rows(d / "attack" / "summary.csv")
-    out["selections"] = {**_table_rows(d / "select" / "compare" / "table.json"),
-                         **_table_rows(d / "transfer" / "table.json")}
+    rows = _table_rows(d / "select" / "compare" / "table.json") + _table_rows(d / "transfer" / "table.json")
+    out["selections"] = {r["selection"]: (r["asr"], r["lo"], r["hi"]) for r in rows}
+    out["selection_k"] = {r["selection"]: r.get("n") for r in rows}
     diag = d / "diagnose" / "diagnose.json"
     if diag.exists():
         g = read_json(diag)
@@ -117,10 +116,10 @@ def claims(h: Mapping[str, Any]) -> list[dict[str, str]]:
          f"N={n_small}: {_ci(by_n.get(n_small))} vs N=0: {_ci(by_n.get(0))}"),
         ("benign top-K (gradient anchoring) breaks more than random-K",
          _above(sel.get(top), sel.get("random")),
-         f"{top}: {_ci(sel.get(top))} vs random: {_ci(sel.get('random'))}"),
+         f"{top}: {_ci(sel.get(top))} vs random: {_ci(sel.get('random'))}" if top else "—"),
         ("top-K selected on another model transfers (beats random-K)",
          _above(sel.get(transfer), sel.get("random")),
-         f"{transfer}: {_ci(sel.get(transfer))} vs random: {_ci(sel.get('random'))}"),
+         f"{transfer}: {_ci(sel.get(transfer))} vs random: {_ci(sel.get('random'))}" if transfer else "—"),
         ("alignment is shallow: prefilling one response token raises ASR",
          _above(pre.get(1), pre.get(0)), f"k=1: {_ci(pre.get(1))} vs k=0: {_ci(pre.get(0))}"),
         ("refusal is mediated by one direction (ablating it lowers refusal)",
@@ -148,7 +147,8 @@ def headline_rows(heads: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
 
     rows = [row("alignment", lambda h: h.get("alignment", "—")),
             row("ASR before alignment", lambda h: _ci(h.get("asr_unaligned")) if h.get("asr_unaligned") else "—")]
-    rows += [row(f"ASR after N={n} harmful examples", at(n)) for n in ns]
+    rows += [row("ASR of the aligned model (N=0)" if n == 0 else f"ASR after N={n} harmful examples", at(n))
+             for n in ns]
     rows += [
         row("smallest N with ASR ≥ 50%", lambda h: n_str(breaking_n(h.get("curve") or []))),
         row("smallest N with ASR CI above N=0's", lambda h: n_str(first_significant_n(h.get("curve") or []))),
@@ -156,8 +156,11 @@ def headline_rows(heads: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
             lambda h: next((f"{r['over_refusal']:.0%}" for r in h.get("curve") or []
                             if r["n"] == 0 and r["over_refusal"] is not None), "—")),
     ]
-    rows += [row(f"ASR after fine-tuning on {s}", lambda h, s=s: _ci((h.get("selections") or {}).get(s)))
-             for s in sels]
+    def sel(h: Mapping[str, Any], s: str) -> str:
+        iv = (h.get("selections") or {}).get(s)
+        return "—" if iv is None else f"{_ci(iv)}, K={(h.get('selection_k') or {}).get(s)}"
+
+    rows += [row(f"ASR after fine-tuning on {s}", lambda h, s=s: sel(h, s)) for s in sels]
     rows += [
         row("prefill ASR, k=0 → 1 tokens",
             lambda h: f"{_ci((h.get('prefill') or {}).get(0))} → {_ci((h.get('prefill') or {}).get(1))}"
