@@ -79,3 +79,25 @@ def test_transfer_stage_runs_only_with_a_reference(tmp_path):
     result = lab.run_lab(lab.LabConfig(run_dir=tmp_path / "lab", model="tiny:llama", stages=["transfer"]))
     assert result["stages"]["transfer"]["ok"] is False
     assert "--reference" in result["stages"]["transfer"]["error"]
+
+
+def test_a_later_run_of_some_stages_keeps_the_other_sections(tmp_path, monkeypatch):
+    calls = []
+
+    def stage(title):
+        def run(cfg, ctx):
+            calls.append(title)
+            return Section(f"{title} #{calls.count(title)}", "<p>x</p>", title)
+        return run
+
+    for name in ("attack", "diagnose"):
+        monkeypatch.setitem(lab.STAGE_FUNCS, name, stage(name))
+    # stages given out of recipe order are reported in recipe order
+    lab.run_lab(lab.LabConfig(run_dir=tmp_path, model="tiny:llama", stages=["diagnose", "attack"]))
+    result = lab.run_lab(lab.LabConfig(run_dir=tmp_path, model="tiny:llama", stages=["diagnose"]))
+    assert set(result["stages"]) == {"diagnose"}  # this run's stages only
+    page = (tmp_path / "index.html").read_text()
+    assert "attack #1" in page and "diagnose #2" in page and "diagnose #1" not in page
+    assert page.index("attack #1") < page.index("diagnose #2")
+    status = json.loads((tmp_path / "lab_status.json").read_text())
+    assert set(status) == {"attack", "diagnose"} and status["diagnose"]["ok"]

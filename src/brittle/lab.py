@@ -12,6 +12,7 @@ re-running the same command continues where a crash stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -23,7 +24,7 @@ from pydantic import Field
 
 from brittle.config import StageConfig
 from brittle.report.html import Section, esc, table, write_report
-from brittle.store import write_json
+from brittle.store import read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +268,10 @@ STAGE_FUNCS: dict[str, Callable[[LabConfig, dict[str, Any]], Section]] = {
 
 
 def run_lab(cfg: LabConfig) -> dict[str, Any]:
-    """Run the chosen stages in order; write ``index.html`` after every stage."""
+    """Run the chosen stages in order; write ``index.html`` after every stage.
+
+    Each stage's report section is also kept in ``sections/<stage>.json``, so a later run of
+    some stages (``--stages diagnose``) updates those sections and keeps the others."""
     stages = cfg.stage_list()
     unknown = [s for s in stages if s not in STAGE_FUNCS]
     if unknown:
@@ -276,24 +280,37 @@ def run_lab(cfg: LabConfig) -> dict[str, Any]:
         raise BrittleError(f"unknown lab stage(s) {unknown}; choose from {list(STAGES)}")
     cfg.echo("lab")
     ctx: dict[str, Any] = {}
-    sections: list[Section] = []
-    status: dict[str, dict[str, Any]] = {}
+    status_path = cfg.run_dir / "lab_status.json"
+    status: dict[str, dict[str, Any]] = read_json(status_path) if status_path.exists() else {}
+    this_run: dict[str, dict[str, Any]] = {}
     title = f"brittle lab — {cfg.model}" + (" (quick)" if cfg.quick else "")
     for name in stages:
         t0 = time.perf_counter()
         log.info("lab stage %s …", name)
         try:
-            sections.append(STAGE_FUNCS[name](cfg, ctx))
-            status[name] = {"ok": True}
+            section = STAGE_FUNCS[name](cfg, ctx)
+            this_run[name] = {"ok": True}
         except Exception as e:  # noqa: BLE001 - record, report, keep going
             log.error("stage %s failed: %s", name, e)
             (cfg.run_dir / f"{name}.error.txt").write_text(traceback.format_exc())
-            status[name] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-            sections.append(
-                Section(f"{name} (failed)", f'<p class="note">{esc(status[name]["error"])}</p>', name)
-            )
-        status[name]["seconds"] = round(time.perf_counter() - t0, 1)
-        summary = Section("Run summary", table([{"stage": k, **v} for k, v in status.items()]), "summary")
-        write_report(cfg.run_dir, title, [summary, *sections])
-        write_json(cfg.run_dir / "lab_status.json", status)
-    return {"run_dir": str(cfg.run_dir), "report": str(cfg.run_dir / "index.html"), "stages": status}
+            this_run[name] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+            section = Section(f"{name} (failed)", f'<p class="note">{esc(this_run[name]["error"])}</p>', name)
+        this_run[name].update(seconds=round(time.perf_counter() - t0, 1),
+                              finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+        status[name] = this_run[name]
+        write_json(cfg.run_dir / SECTIONS / f"{name}.json", dataclasses.asdict(section))
+        write_json(status_path, status)
+        _write_report(cfg.run_dir, title, status)
+    return {"run_dir": str(cfg.run_dir), "report": str(cfg.run_dir / "index.html"), "stages": this_run}
+
+
+SECTIONS = "sections"
+
+
+def _write_report(run_dir: Path, title: str, status: dict[str, dict[str, Any]]) -> Path:
+    """index.html: the run summary, then every stage's latest section in recipe order."""
+    order = [s for s in STAGES if s in status]
+    sections = [Section(**read_json(run_dir / SECTIONS / f"{s}.json")) for s in order
+                if (run_dir / SECTIONS / f"{s}.json").exists()]
+    summary = Section("Run summary", table([{"stage": k, **status[k]} for k in order]), "summary")
+    return write_report(run_dir, title, [summary, *sections])
