@@ -134,8 +134,7 @@ def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         model=cfg.model,
         adapter=_adapter_arg(cfg, ctx),
         pool_limit=_pool_limit(cfg),
-        # vendor-aligned (bigger) models: the exact-anchor method only (issue: top-K vs random-K)
-        methods=["exact-anchor"] if _vendor_aligned(cfg.model) else ["exact-anchor", "repr"],
+        methods=_select_methods(cfg),
         k=_select_k(cfg),
         seed=cfg.seed,
     )
@@ -184,10 +183,11 @@ def stage_transfer(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
 
     if cfg.reference is None:
         raise BrittleError("the transfer stage needs a finished reference lab: --reference RUN_DIR")
+    # the reference's top-K of the methods this lab scores itself (own top-K vs transferred)
     transfer_selections(
         cfg.reference / "select", cfg.run_dir / "transfer", model=cfg.model, adapter=_adapter_arg(cfg, ctx),
-        k=_select_k(cfg), seeds=[cfg.seed] if cfg.quick else [0, 1, 2], eval_limit=cfg.size(50, 0) or None,
-        device=cfg.device,
+        k=_select_k(cfg), names=[f"top-{m}" for m in _select_methods(cfg)],
+        seeds=[cfg.seed] if cfg.quick else [0, 1, 2], eval_limit=cfg.size(50, 0) or None, device=cfg.device,
     )
     return side_by_side_section(cfg.reference, cfg.run_dir)
 
@@ -205,6 +205,11 @@ def _attack_ns(cfg: LabConfig) -> list[int]:
     if not cfg.quick:
         return [0, 1, 2, 5, 10, 25, 50, 100]
     return [0, 5, 10, 25] if _vendor_aligned(cfg.model) else [0, 10, 50]
+
+
+def _select_methods(cfg: LabConfig) -> list[str]:
+    # vendor-aligned (bigger) models: the exact-anchor method only (issue: top-K vs random-K)
+    return ["exact-anchor"] if _vendor_aligned(cfg.model) else ["exact-anchor", "repr"]
 
 
 def _small_budget(cfg: LabConfig) -> bool:

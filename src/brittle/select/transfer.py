@@ -51,12 +51,17 @@ def transfer_selections(
     eval_limit: int | None = None,
     device: str = "auto",
 ) -> list[dict[str, Any]]:
-    """Fine-tune ``model`` (+ ``adapter``) on the source run's top-K selections (first ``k``
-    each). Rows (selection ``transfer-top-<method>``, seed, n, ASR with CI) go to
+    """Fine-tune ``model`` (+ ``adapter``) on the source run's top-K selections (``names``,
+    default all; first ``k`` each). Rows (selection ``transfer-top-<method>``, seed, n, ASR with CI) go to
     ``out_dir/results.jsonl`` and ``out_dir/table.json``; resumable."""
     src, out = Path(source_select_dir), Path(out_dir)
+    available = source_top_selections(src)
+    names = available if names is None else list(names)
+    missing = [n for n in names if n not in available]
+    if missing or not names:
+        raise BrittleError(f"{src}: no top-K selection(s) {missing or names} to transfer; it has {available}")
     files = {}
-    for name in names or source_top_selections(src):
+    for name in names:
         files[f"transfer-{name}"] = cut_selection(src / "selections" / f"{name}.jsonl",
                                                   out / "selections" / f"{name}.jsonl", k)
     return finetune_on_selections(files, out, model=model, adapter=adapter, seeds=seeds,
