@@ -101,7 +101,8 @@ def stage_align(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         run_eval(ecfg)
         dirs[label] = ecfg.run_dir
     ctx["eval_dirs"] = dirs
-    return compare_section(dirs, title="Installing alignment: before vs after", report_dir=cfg.run_dir)
+    title = "Installing alignment: before vs after" if aligned else "Baseline safety of the vendor-aligned model"
+    return compare_section(dirs, title=title, report_dir=cfg.run_dir)
 
 
 def stage_attack(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
