@@ -508,6 +508,8 @@ def exact_anchor_scores(
     candidates: Sequence[Any],
     anchors: dict[str, Sequence[Any]],
     cfg: ExactAnchorConfig | None = None,
+    *,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """``{anchor set: Tensor[N]}`` with ``⟨g(z)/‖g(z)‖, mean_a g(a)/‖g(a)‖⟩`` (full parameters)."""
-    return exact_anchor_result(model, tokenizer, candidates, anchors, cfg).scores
+    return exact_anchor_result(model, tokenizer, candidates, anchors, cfg, progress=progress).scores

@@ -75,7 +75,8 @@ def _features() -> Any:
 def last_token_reprs(model: Any, tok: Any, examples: Sequence[Example], opts: ScoreOptions) -> np.ndarray:
     """Final-layer hidden state of the last token of prompt + response, (N, d)."""
     F = _features()
-    return S._np(F.last_token_reprs(model, tok, list(examples), opts.batch_size, max_length=opts.max_length))
+    return S._np(F.last_token_reprs(model, tok, list(examples), opts.batch_size, max_length=opts.max_length,
+                                         progress=True))
 
 
 def projected_grads(
@@ -85,7 +86,7 @@ def projected_grads(
     F = _features()
     cfg = make_config(F.GradFeatureConfig, batch_size=opts.batch_size, max_length=opts.max_length,
                       max_response_tokens=response_tokens, k=opts.grad_dim, seed=opts.seed)
-    return S._np(F.projected_grads(model, tok, list(examples), cfg))
+    return S._np(F.projected_grads(model, tok, list(examples), cfg, progress=True))
 
 
 def _exact_cfg(opts: ScoreOptions) -> Any:
@@ -102,7 +103,7 @@ def exact_anchor_scores(
     """{anchor set: ⟨g(z)/‖g(z)‖, mean_a g(a)/‖g(a)‖⟩} with exact full-parameter gradients."""
     F = _features()
     out = F.exact_anchor_scores(model, tok, list(candidates), {k: list(v) for k, v in anchors.items()},
-                                _exact_cfg(opts))
+                                _exact_cfg(opts), progress=True)
     return {k: S._np(v) for k, v in out.items()}
 
 
@@ -116,7 +117,8 @@ def grad_sq_norms(
     from brittle.models.chat import IGNORE
 
     cfg = _exact_cfg(opts)
-    sq, _ = per_example_stats(model, tok, list(examples), cfg, max_response_tokens=opts.candidate_response_tokens)
+    sq, _ = per_example_stats(model, tok, list(examples), cfg, max_response_tokens=opts.candidate_response_tokens,
+                              progress=True)
     encs = encode_examples(tok, list(examples), max_length=opts.max_length,
                            max_response_tokens=opts.candidate_response_tokens)
     n = np.array([sum(lab != IGNORE for lab in e.labels) for e in encs], dtype=np.float64)
