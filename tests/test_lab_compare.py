@@ -59,7 +59,8 @@ def test_headline_and_claims_from_run_files(tmp_path):
                selections={"top-exact-anchor": (0.5, 0.36, 0.64), "random": (0.6, 0.46, 0.74)})
     (vendor / "transfer").mkdir()
     (vendor / "transfer" / "table.json").write_text(json.dumps(
-        [{"selection": "transfer-top-exact-anchor", "asr": 0.7, "lo": 0.56, "hi": 0.82, "n": 25}]))
+        [{"selection": "transfer-top-exact-anchor", "asr": 0.7, "lo": 0.56, "hi": 0.82, "n": 25},
+         {"selection": "transfer-random", "asr": 0.3, "lo": 0.18, "hi": 0.44, "n": 25}]))
     h = lab_headline(ref)
     assert h["model"] == "embedded:smollm2-135m" and h["alignment"].startswith("installed")
     assert h["asr_unaligned"] == (0.94, 0.88, 1.0) and h["prefill"][1] == (0.92, 0.79, 1.0)
@@ -67,8 +68,10 @@ def test_headline_and_claims_from_run_files(tmp_path):
     assert list(verdicts.values()) == ["holds", "holds", "not measured", "holds", "holds"]
     v = lab_headline(vendor)
     assert v["alignment"] == "vendor" and "prefill" not in v
+    # the transfer claim uses the transferred random-K as its control when there is one
     assert [c["verdict"] for c in claims(v)] == ["direction only (CIs overlap)", "does not hold",
-                                                 "direction only (CIs overlap)", "not measured", "not measured"]
+                                                 "holds", "not measured", "not measured"]
+    assert "vs transfer-random" in claims(v)[2]["evidence"]
     rows = {r["metric"]: r for r in headline_rows([h, v])}
     assert rows["smallest N with ASR ≥ 50%"] == {"metric": "smallest N with ASR ≥ 50%",
                                                   "embedded:smollm2-135m": "50", "embedded:qwen<b>": "5"}

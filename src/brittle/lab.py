@@ -185,10 +185,11 @@ def stage_transfer(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
 
     if cfg.reference is None:
         raise BrittleError("the transfer stage needs a finished reference lab: --reference RUN_DIR")
-    # the reference's top-K of the methods this lab scores itself (own top-K vs transferred)
+    # the reference's top-K of the methods this lab scores itself, and its random-K as the
+    # control fine-tuned under the same conditions (random-K does not depend on the model)
     transfer_selections(
         cfg.reference / "select", cfg.run_dir / "transfer", model=cfg.model, adapter=_adapter_arg(cfg, ctx),
-        k=_select_k(cfg), names=[f"top-{m}" for m in _select_methods(cfg)],
+        k=_select_k(cfg), names=[f"top-{m}" for m in _select_methods(cfg)] + ["random"],
         seeds=[cfg.seed] if cfg.quick else [0, 1, 2], eval_limit=cfg.size(50, 0) or None, device=cfg.device,
     )
     return side_by_side_section(cfg.reference, cfg.run_dir)

@@ -107,7 +107,8 @@ def claims(h: Mapping[str, Any]) -> list[dict[str, str]]:
     n_small = max(small) if small else None
     sel = h.get("selections") or {}
     top = next((k for k in sel if k.startswith("top-")), None)
-    transfer = next((k for k in sel if k.startswith("transfer-")), None)
+    transfer = next((k for k in sel if k.startswith("transfer-top-")), None)
+    control = "transfer-random" if "transfer-random" in sel else "random"
     pre = h.get("prefill") or {}
     direction = h.get("direction")
     rows = [
@@ -118,8 +119,8 @@ def claims(h: Mapping[str, Any]) -> list[dict[str, str]]:
          _above(sel.get(top), sel.get("random")),
          f"{top}: {_ci(sel.get(top))} vs random: {_ci(sel.get('random'))}" if top else "—"),
         ("top-K selected on another model transfers (beats random-K)",
-         _above(sel.get(transfer), sel.get("random")),
-         f"{transfer}: {_ci(sel.get(transfer))} vs random: {_ci(sel.get('random'))}" if transfer else "—"),
+         _above(sel.get(transfer), sel.get(control)),
+         f"{transfer}: {_ci(sel.get(transfer))} vs {control}: {_ci(sel.get(control))}" if transfer else "—"),
         ("alignment is shallow: prefilling one response token raises ASR",
          _above(pre.get(1), pre.get(0)), f"k=1: {_ci(pre.get(1))} vs k=0: {_ci(pre.get(0))}"),
         ("refusal is mediated by one direction (ablating it lowers refusal)",

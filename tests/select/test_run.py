@@ -171,7 +171,9 @@ def test_transfer_fine_tunes_the_source_top_k_cut_to_k(tmp_path, pool_file, fake
     assert json.loads((out / "table.json").read_text())[0]["asr"] == 0.5
     transfer_selections(cfg.run_dir, out, model="other", adapter=None, k=3, eval_limit=7)
     assert len(calls) == 2  # resumed: nothing re-run
-    with pytest.raises(BrittleError, match=r"no top-K selection\(s\) \['top-grad'\]"):
+    rows = transfer_selections(cfg.run_dir, out, model="other", adapter=None, k=3, names=["random"])
+    assert [r["selection"] for r in rows] == ["transfer-random"] and len(calls) == 3
+    with pytest.raises(BrittleError, match=r"no selection\(s\) \['top-grad'\]"):
         transfer_selections(cfg.run_dir, out, model="other", adapter=None, k=3, names=["top-grad"])
     with pytest.raises(BrittleError, match="no finished selection run"):
         transfer_selections(tmp_path / "nothing", out, model="other", adapter=None, k=3)

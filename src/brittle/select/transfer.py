@@ -20,12 +20,12 @@ from brittle.select.selection import Selection, read_selection, write_selection
 from brittle.store import read_json
 
 
-def source_top_selections(source_select_dir: str | Path) -> list[str]:
-    """Names of the source run's top-K selections (``top-<method>``)."""
+def source_selections(source_select_dir: str | Path) -> list[str]:
+    """Names of the source run's selections (``top-<method>``, ``random``, …)."""
     path = Path(source_select_dir) / SUMMARY
     if not path.exists():
         raise BrittleError(f"no finished selection run at {source_select_dir} (missing {SUMMARY})")
-    return [n for n in read_json(path)["selections"] if n.startswith("top-")]
+    return list(read_json(path)["selections"])
 
 
 def cut_selection(src: str | Path, dst: str | Path, k: int) -> tuple[Path, int]:
@@ -51,15 +51,16 @@ def transfer_selections(
     eval_limit: int | None = None,
     device: str = "auto",
 ) -> list[dict[str, Any]]:
-    """Fine-tune ``model`` (+ ``adapter``) on the source run's top-K selections (``names``,
-    default all; first ``k`` each). Rows (selection ``transfer-top-<method>``, seed, n, ASR with CI) go to
-    ``out_dir/results.jsonl`` and ``out_dir/table.json``; resumable."""
+    """Fine-tune ``model`` (+ ``adapter``) on the source run's selections ``names`` (default:
+    every ``top-<method>``; add ``random`` for a control fine-tuned under the same
+    conditions), the first ``k`` of each. Rows (selection ``transfer-<name>``, seed, n, ASR
+    with CI) go to ``out_dir/results.jsonl`` and ``out_dir/table.json``; resumable."""
     src, out = Path(source_select_dir), Path(out_dir)
-    available = source_top_selections(src)
-    names = available if names is None else list(names)
+    available = source_selections(src)
+    names = [n for n in available if n.startswith("top-")] if names is None else list(names)
     missing = [n for n in names if n not in available]
     if missing or not names:
-        raise BrittleError(f"{src}: no top-K selection(s) {missing or names} to transfer; it has {available}")
+        raise BrittleError(f"{src}: no selection(s) {missing or names} to transfer; it has {available}")
     files = {}
     for name in names:
         files[f"transfer-{name}"] = cut_selection(src / "selections" / f"{name}.jsonl",
