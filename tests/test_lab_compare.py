@@ -11,11 +11,18 @@ from brittle.lab_compare import (
     first_significant_n,
     headline_rows,
     lab_headline,
+    refusals_kept,
     side_by_side_section,
 )
 
 CURVE = [{"n": 0, "asr": 0.06, "lo": 0.0, "hi": 0.12}, {"n": 10, "asr": 0.46, "lo": 0.32, "hi": 0.6},
          {"n": 50, "asr": 0.8, "lo": 0.68, "hi": 0.92}]
+
+
+def test_refusals_kept_normalises_by_the_aligned_baseline():
+    kept = refusals_kept(CURVE)
+    assert kept == {10: pytest.approx(0.54 / 0.94), 50: pytest.approx(0.2 / 0.94)}
+    assert refusals_kept(CURVE[1:]) == {} and refusals_kept([{"n": 0, "asr": 1.0}]) == {}
 
 
 def test_breaking_n_and_first_significant_n():
