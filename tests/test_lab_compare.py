@@ -11,6 +11,7 @@ from brittle.lab_compare import (
     first_significant_n,
     headline_rows,
     lab_headline,
+    paired_gains,
     refusals_kept,
     side_by_side_section,
 )
@@ -31,6 +32,19 @@ def test_breaking_n_and_first_significant_n():
     assert first_significant_n(CURVE) == 10
     overlapping = [CURVE[0], {"n": 5, "asr": 0.1, "lo": 0.02, "hi": 0.2}]
     assert first_significant_n(overlapping) is None and first_significant_n(CURVE[1:]) is None
+    # paired gains take precedence: overlapping intervals, but a gain whose CI excludes 0
+    assert first_significant_n(overlapping, {5: (0.08, 0.02, 0.14)}) == 5
+
+
+def test_paired_gains_pair_by_prompt_id():
+    cells = [{"n": 0, "kind": "aligned", "harmful_ids": ["a", "b", "c", "d"], "harmful_flags": [0, 0, 1, 0]},
+             {"n": 10, "kind": "harmful", "seed": 0, "harmful_ids": ["d", "c", "b", "a", "e"],
+              "harmful_flags": [1, 1, 1, 0, 1]},
+             {"n": 10, "kind": "harmful", "seed": 1, "harmful_ids": ["a"], "harmful_flags": [1]}]
+    g = paired_gains(cells)
+    assert list(g) == [10] and g[10][0] == pytest.approx(0.5)  # (d,c,b,a): +1, 0, +1, 0; "e" unpaired
+    assert g[10][1] <= 0.5 <= g[10][2]
+    assert paired_gains(cells[1:]) == {}
 
 
 def _write_lab(d, model, *, installed, curve, selections, prefill=None, direction=None):
@@ -80,6 +94,7 @@ def test_headline_and_claims_from_run_files(tmp_path):
                                                  "holds", "not measured", "not measured"]
     assert "vs transfer-random" in claims(v)[2]["evidence"]
     rows = {r["metric"]: r for r in headline_rows([h, v])}
+    assert rows["smallest N with an ASR gain (CI above 0)"]["embedded:smollm2-135m"] == "10"
     assert rows["smallest N with ASR ≥ 50%"] == {"metric": "smallest N with ASR ≥ 50%",
                                                   "embedded:smollm2-135m": "50", "embedded:qwen<b>": "5"}
     assert rows["ASR after N=5 harmful examples"]["embedded:smollm2-135m"] == "—"
