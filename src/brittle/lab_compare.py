@@ -2,9 +2,9 @@
 
 :func:`lab_headline` reads one lab run directory's headline numbers from the files its
 stages wrote (attack ``summary.csv``, select ``compare/table.json``, ``transfer/table.json``,
-``diagnose/diagnose.json``, the align evals); :func:`claims` turns two headlines into the
-seed's claims, each marked from the measured intervals; :func:`side_by_side_section`
-renders both with one ASR-vs-N plot. Everything missing from a run is shown as "not
+``diagnose/diagnose.json``, the align evals, the attack cells for paired gains);
+:func:`claims` marks the seed's claims on one headline from the measured intervals;
+:func:`side_by_side_section` renders two labs with one ASR-vs-N plot. Everything missing from a run is shown as "not
 measured", never guessed.
 """
 
@@ -245,8 +245,9 @@ def side_by_side_section(reference: str | Path, run_dir: str | Path) -> Section:
         "<p>Left: the reference lab (<code>" + esc(reference) + "</code>); right: this lab. "
         "Same attack recipe, eval prompts, judge and interval method in both; intervals are 95% "
         "bootstrap CIs over prompts (one seed in the quick lab, so seed variance is not in "
-        "them). <em>transfer-top-…</em>: this model fine-tuned on the reference model's "
-        "top-K selection.</p>",
+        "them); gains over N=0 are paired by prompt. <em>transfer-top-…</em> / "
+        "<em>transfer-random</em>: this model fine-tuned on the reference model's top-K / "
+        "random-K selection (first K by rank).</p>",
         table(headline_rows(heads)),
     ]
     png = asr_plot(heads, Path(run_dir) / "plots" / "side_by_side_asr.png")
