@@ -306,11 +306,11 @@ def summarise(df, n_boot: int = 1000, seed: int = 0):
     for (kind, n), g in df.groupby(["kind", "n"], sort=True):
         g = g.drop_duplicates("seed")
         common = sorted(set.intersection(*(set(ids) for ids in g["harmful_ids"]))) if len(g) else []
-        mat = np.array([[dict(zip(ids, fl))[i] for i in common]
-                        for ids, fl in zip(g["harmful_ids"], g["harmful_flags"])], dtype=float)
         if len(g) == 1 and pd.notna(g["asr_lo"].iloc[0]):
             p, lo, hi = (float(g[c].iloc[0]) for c in ("asr", "asr_lo", "asr_hi"))
         elif common:
+            mat = np.array([[dict(zip(ids, fl))[i] for i in common]
+                            for ids, fl in zip(g["harmful_ids"], g["harmful_flags"])], dtype=float)
             p, lo, hi = hierarchical_bootstrap(mat, n_boot=n_boot, seed=seed)
         else:
             p, lo, hi = (np.nan,) * 3
