@@ -221,8 +221,8 @@ def _small_budget(cfg: LabConfig) -> bool:
 
 
 def _pool_limit(cfg: LabConfig) -> int | None:
-    # exact-anchor on a 0.5B model with a 150k vocabulary: ~17 s per example on 2 CPU cores
-    # (10x the 135M default) and ~21 GB peak, so a third of the pool (K = 25: its top quarter)
+    # exact-anchor on a 0.5B model with a 150k vocabulary: ~7 s per example on 2 CPU cores
+    # (4x the 135M default) and ~21 GB peak, so a third of the pool (K = 25: its top quarter)
     return (100 if _small_budget(cfg) else 300) if cfg.quick else None
 
 
