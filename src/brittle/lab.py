@@ -41,7 +41,8 @@ class LabConfig(StageConfig):
     reference: Path | None = Field(
         None,
         description="Run dir of a finished lab on another model (e.g. the SmolLM2 quick lab): the "
-        "'transfer' stage fine-tunes its top-K selections into this model and puts both labs side by side.",
+        "'transfer' stage fine-tunes its top-K and random-K selections into this model and puts both labs "
+        "side by side.",
     )
     redact: bool = Field(True, description="Redact generated harmful text in the report.")
     seed: int = Field(0, description="Global seed.")
@@ -49,6 +50,13 @@ class LabConfig(StageConfig):
 
     def size(self, quick: int, full: int) -> int:
         return quick if self.quick else full
+
+    def seeds(self) -> list[int]:
+        return [self.seed] if self.quick else [0, 1, 2]
+
+    def eval_limit(self) -> int | None:
+        """Prompts per eval suite: 50 in the quick lab, all otherwise."""
+        return self.size(50, 0) or None
 
     def stage_list(self) -> list[str]:
         return list(self.stages or [s for s in STAGES if s != "transfer" or self.reference])
@@ -84,7 +92,7 @@ def stage_align(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
 
     out = cfg.run_dir / "align"
     aligned = _aligned_adapter(cfg, ctx)
-    limit = cfg.size(50, 0) or None
+    limit = cfg.eval_limit()
     runs = {"unaligned": None, "aligned": aligned}
     if aligned is None:
         runs = {"vendor-aligned": None}
@@ -115,8 +123,8 @@ def stage_attack(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         adapter=_adapter_arg(cfg, ctx),
         n=_attack_ns(cfg),
         kinds=["harmful"] if cfg.quick else ["harmful", "aoa", "benign"],
-        seeds=[cfg.seed] if cfg.quick else [0, 1, 2],
-        eval_limit=cfg.size(50, 0) or None,
+        seeds=cfg.seeds(),
+        eval_limit=cfg.eval_limit(),
         # the N = 0 cell is the aligned model the align stage evaluated: reuse its replies
         reuse_evals=[str(d) for d in sorted((cfg.run_dir / "align").glob("eval-*"))],
     )
@@ -145,8 +153,7 @@ def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     # each comparison is a 5-epoch fine-tune, ~4 min on a 2-core CPU at K=50
     baselines = ["random"] if _vendor_aligned(cfg.model) else ["random", "list"]
     names = [f"top-{m}" for m in scfg.methods] + baselines if cfg.quick else None
-    compare_selections(scfg, seeds=[cfg.seed] if cfg.quick else [0, 1, 2], names=names,
-                       eval_limit=cfg.size(50, 0) or None)
+    compare_selections(scfg, seeds=cfg.seeds(), names=names, eval_limit=cfg.eval_limit())
     return select_section(scfg.run_dir, redact=cfg.redact)
 
 
@@ -177,7 +184,7 @@ def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
 
 
 def stage_transfer(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
-    """Selection transfer (the reference lab's top-K fine-tuned into this model) and both
+    """Selection transfer (the reference lab's top-K and random-K fine-tuned into this model) and both
     labs side by side: installed vs vendor alignment."""
     from brittle.errors import BrittleError
     from brittle.lab_compare import side_by_side_section
@@ -190,7 +197,7 @@ def stage_transfer(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     transfer_selections(
         cfg.reference / "select", cfg.run_dir / "transfer", model=cfg.model, adapter=_adapter_arg(cfg, ctx),
         k=_select_k(cfg), names=[f"top-{m}" for m in _select_methods(cfg)] + ["random"],
-        seeds=[cfg.seed] if cfg.quick else [0, 1, 2], eval_limit=cfg.size(50, 0) or None, device=cfg.device,
+        seeds=cfg.seeds(), eval_limit=cfg.eval_limit(), device=cfg.device,
     )
     return side_by_side_section(cfg.reference, cfg.run_dir)
 
@@ -216,7 +223,7 @@ def _select_methods(cfg: LabConfig) -> list[str]:
 
 
 def _small_budget(cfg: LabConfig) -> bool:
-    """Quick lab on a vendor-aligned (0.5B+) model: sizes cut to fit ~1 h more of CPU."""
+    """Quick lab on a vendor-aligned (0.5B+) model: sizes cut for a CPU (≈ 2 h on 2 cores)."""
     return cfg.quick and _vendor_aligned(cfg.model)
 
 
