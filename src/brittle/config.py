@@ -42,12 +42,17 @@ class StageConfig(BaseModel):
             if not isinstance(data, dict):
                 raise BrittleError(f"{path}: config must be a mapping")
         data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_options(_where=f"{path}: " if path else "", **data)
+
+    @classmethod
+    def from_options(cls, _where: str = "", **options: Any) -> Self:
+        """Validated config from keyword options (None is a value here, unlike in :meth:`load`,
+        where None means "flag not given"); a bad value is one BrittleError line."""
         try:
-            return cls(**data)
+            return cls(**options)
         except ValidationError as e:
-            where = f"{path}: " if path else ""
             msgs = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
-            raise BrittleError(f"{where}invalid {cls.__name__}: {msgs}") from None
+            raise BrittleError(f"{_where}invalid {cls.__name__}: {msgs}") from None
 
     def echo(self, name: str | None = None) -> Path:
         """Write the resolved config as YAML into the run directory."""

@@ -16,3 +16,9 @@ __all__ = [
     "compare_section", "escape_markers", "eval_section", "make_judge", "parse_score",
     "run_eval", "wilson_interval",
 ]
+
+
+# `brittle.evaluate(...)` runs the stage (brittle.api.evaluate); the package stays importable as usual
+from brittle._callable import make_module_callable
+
+make_module_callable(__name__, "evaluate")

@@ -30,3 +30,9 @@ __all__ = list(_EXPORTS)
 
 
 __getattr__ = lazy_getattr(_EXPORTS)
+
+
+# `brittle.select(...)` runs the stage (brittle.api.select); the package stays importable as usual
+from brittle._callable import make_module_callable
+
+make_module_callable(__name__, "select")
