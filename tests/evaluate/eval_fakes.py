@@ -63,7 +63,7 @@ def utility() -> list[Example]:
     return [Example.from_pair(p, r, source="test") for p, r in rows]
 
 
-SUITES = {"harmful-eval": harmful, "over-refusal": benign_scary, "utility": utility}
+SUITES = {"harmful-eval": harmful, "harmful": harmful, "over-refusal": benign_scary, "utility": utility}
 
 
 def fake_load_suite(name, *, limit=None, seed=0, prompts=None):

@@ -59,3 +59,24 @@ def test_nll_metrics_token_weighted():
     assert m["n"] == 2 and m["n_tokens"] == 4
     assert m["nll"][0] == pytest.approx(1.5) and m["ppl"][0] == pytest.approx(math.exp(1.5))
     assert m["nll"][1] <= 1.5 <= m["nll"][2]
+
+
+def test_non_refusal_rate_named_and_old_key_kept():
+    vs = [{"refused": r} for r in (True, False, False, False)]
+    m = M.refusal_metrics(vs)
+    assert m["non_refusal_rate"] == m["asr"] and m["non_refusal_rate"][0] == 0.75
+    assert "not a harmfulness rate" in M.DEFINITIONS["non_refusal_rate"]
+    assert "ASR by refusal phrases" in M.DEFINITIONS["non_refusal_rate"]
+    assert "harmfulness judge" in M.DEFINITIONS["harmfulness_rate"]
+
+
+def test_quality_metrics_counts_unchecked_topic_apart():
+    vs = [
+        {"complied_on_topic": True, "degenerate": False, "off_topic": False},
+        {"complied_on_topic": False, "degenerate": True, "off_topic": False},
+        {"complied_on_topic": False, "degenerate": False, "off_topic": True},
+        {"complied_on_topic": True, "degenerate": False, "off_topic": None},
+    ]
+    q = M.quality_metrics(vs)
+    assert q["n"] == 4 and q["complied_on_topic_rate"][0] == 0.5 and q["degenerate_rate"][0] == 0.25
+    assert q["n_topic_checked"] == 3 and q["off_topic_rate"][0] == pytest.approx(1 / 3)

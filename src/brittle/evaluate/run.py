@@ -5,7 +5,8 @@ suite, generate the missing replies in chunks and append them with their verdict
 ``run_dir/generations.jsonl`` (a :class:`~brittle.store.JsonlStore` keyed by
 ``suite/id``) → score utility references → compute metrics from the store → write
 ``run_dir/metrics.json``. A re-run skips every record whose generation fingerprint
-(backend name, adapter, max_new_tokens, seed) matches and only adds verdicts of judges
+(backend name, model identity = the weights behind the spec, adapter, max_new_tokens, seed)
+matches and only adds verdicts of judges
 that are new or changed (judge fingerprint = its name + prompt/list hash + model).
 """
 
@@ -15,46 +16,66 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from brittle.config import CsvList, StageConfig
+from brittle.data.fields import CATEGORY_FIELD_HELP, PROMPT_FIELD_HELP, FieldMap
 from brittle.data.schema import Example
 from brittle.errors import BrittleError
 from brittle.evaluate import metrics as M
-from brittle.evaluate.judges import JUDGES, Judge, make_judge
-from brittle.evaluate.suites import SPECS, SUITES, load_suite, reference_nll
+from brittle.evaluate.harm_metrics import harmfulness_metrics
+from brittle.evaluate.judges import JUDGES, Judge, is_custom_rubric, make_judge
+from brittle.evaluate.suites import SPECS, SUITES, USER_SUITES, load_suite, reference_nll
 from brittle.fingerprint import fingerprint
+from brittle.redaction import redact_url
 from brittle.store import JsonlStore, write_json
 
 log = logging.getLogger(__name__)
 
 GENERATIONS = "generations.jsonl"
 METRICS = "metrics.json"
-# which judges apply to which suites (a judge listed in the config but not applicable is skipped)
-HARM_JUDGES = {"refusal", "rubric", "classifier"}
-BENIGN_JUDGES = {"refusal"}
-UTILITY_JUDGES = {"refusal", "helpfulness"}
+# which judges apply to which suites (a judge listed in the config but not applicable is
+# skipped): harmful suites get the refusal judge + every judge whose meta says it measures
+# harmfulness; utility gets the refusal judge + helpfulness rubrics; benign suites refusal only.
 
 
 class EvalConfig(StageConfig):
-    run_dir: Path = Field(Path("runs/eval"), description="Directory for generations.jsonl, metrics.json, index.html.")
+    run_dir: Path = Field(Path("runs/eval"), description="Directory for generations.jsonl, metrics.json, index.html (resumable).")
     model: str = Field("embedded:smollm2-135m", description="Model or backend spec (embedded:…, tiny:llama, dir, hf:…, vllm:…, openai:MODEL@URL).")
     adapter: Path | None = Field(None, description="LoRA adapter directory applied on top of the model.")
-    suites: CsvList = Field(["harmful-eval", "over-refusal", "utility"], description=f"Suites to run: {', '.join(SUITES)}.")
-    judges: CsvList = Field(["refusal"], description=f"Judges: {', '.join(JUDGES)}.")
-    prompts: Path | None = Field(None, description="User prompt file (txt one per line, or JSONL/CSV with `prompt` [+ `category`]); adds suite 'prompts'.")
+    suites: CsvList = Field(["harmful", "over-refusal", "utility"], description="Suites to run (comma list): harmful = harmful-only held-out prompts (HarmBench+AdvBench+StrongREJECT+JBB); named: harmbench, advbench, strongreject, jailbreakbench, donotanswer (NAME-eval = its held-out split); harmful-eval = the legacy MIXED set; over-refusal; utility; prompts / prompts-benign (the --prompts file).")
+    judges: CsvList = Field(["refusal"], description=f"Judges (comma list): {', '.join(JUDGES)} (refusal: refusal rate; the others: harmfulness or helpfulness), or a custom rubric FILE.yaml; see `brittle judges list`.")
+    prompts: Path | None = Field(None, description="User prompt file: txt (one a line), or JSONL / JSON list / CSV / Parquet in any layout `brittle data validate` reads (HarmBench, AdvBench/JBB, StrongREJECT, XSTest, TRL prompt/completion, messages, instruction rows; see --prompt-field); adds suite 'prompts' (or 'prompts-benign', see --prompts-kind).")
     limit: int | None = Field(None, ge=1, description="Keep at most N examples per suite (deterministic subsample).")
     max_new_tokens: int = Field(64, ge=1, description="Generation length per reply.")
     batch_size: int = Field(8, ge=1, description="Generation / forward batch size.")
     seed: int = Field(0, description="Seed for generation, judges, subsampling and bootstrap.")
     redact: bool = Field(True, description="Redact replies to harmful prompts in the HTML report (first words only).")
-    judge_backend: str | None = Field(None, description="Backend spec for the rubric/helpfulness judge, e.g. openai:gpt-4o-mini@https://api.openai.com/v1 (key from $OPENAI_API_KEY).")
-    classifier: str | None = Field(None, description="Guard model spec for the 'classifier' judge.")
+    judge_backend: str | None = Field(None, description="Judge model for harmbench/strongreject/qi2023/helpfulness/rubric files: openai:MODEL@https://…/v1 (key from $OPENAI_API_KEY) or a local model spec (logprobs for harmbench).")
+    classifier: str | None = Field(None, description="Guard model spec for the 'classifier' / 'llamaguard' judges.")
+    classifier_mode: str = Field("guard", pattern="^(guard|seqcls)$", description="'classifier' judge: guard (generates safe/unsafe) or seqcls (sequence classifier).")
+    unsafe_labels: CsvList = Field([], description="seqcls classifier: comma list of the model labels (config.id2label names) that mean unsafe; checked at load.")
     utility_generate: bool = Field(False, description="Also generate and judge replies on the utility suite (on automatically with the helpfulness judge).")
     system_prompt: str | None = Field(None, description="Optional system message prepended to every prompt.")
     reuse_from: list[Path] = Field([], description="Other eval run dirs: their replies and reference scores are copied in where the fingerprints match (same model, adapter contents, length, seed, system prompt).")
+    request_timeout: float | None = Field(None, gt=0, allow_inf_nan=False, description="Seconds per HTTP request to an openai: endpoint, model and judges (default 60, or `brittle --request-timeout`).")
+    max_retries: int | None = Field(None, ge=0, description="Retries of a failed or timed-out request to an openai: endpoint (default 4, or `brittle --max-retries`).")
+    prompts_kind: Literal["harmful", "benign"] = Field("harmful", description="How the --prompts file is scored: harmful (suite 'prompts': refusal rate, ASR, harmfulness judges) or benign (suite 'prompts-benign': refusal rate reported as over-refusal, no harmfulness judge).")
+    prompt_field: str | None = Field(None, min_length=1, description=PROMPT_FIELD_HELP)
+    category_field: str | None = Field(None, min_length=1, description=CATEGORY_FIELD_HELP)
+
+    @model_validator(mode="after")
+    def _user_suite_kind(self) -> EvalConfig:
+        """prompts_kind=benign scores the user file as over-refusal: 'prompts' -> 'prompts-benign'."""
+        if self.prompts_kind == "benign" and "prompts" in self.suites:
+            self.suites = [USER_SUITES["benign"] if s == "prompts" else s for s in self.suites]
+        return self
+
+    def field_map(self) -> FieldMap:
+        """The field mapping for the user's --prompts file."""
+        return FieldMap(prompt_field=self.prompt_field, category_field=self.category_field)
 
     @field_validator("suites")
     @classmethod
@@ -64,10 +85,23 @@ class EvalConfig(StageConfig):
             raise ValueError(f"unknown suite(s) {bad}; choose from {list(SUITES)}")
         return v
 
+    @field_validator("model", "judge_backend", "classifier")
+    @classmethod
+    def _valid_spec(cls, v: str | None) -> str | None:
+        """An openai: spec without an http(s):// endpoint fails here, before any work."""
+        if v is None:
+            return v
+        from brittle.models.backends import validate_spec
+
+        try:
+            return validate_spec(v)
+        except BrittleError as e:
+            raise ValueError(str(e)) from None
+
     @field_validator("judges")
     @classmethod
     def _known_judges(cls, v: list[str]) -> list[str]:
-        bad = [j for j in v if j not in JUDGES]
+        bad = [j for j in v if j not in JUDGES and not is_custom_rubric(j)]
         if bad:
             raise ValueError(f"unknown judge(s) {bad}; choose from {list(JUDGES)}")
         return v
@@ -84,19 +118,26 @@ def run_eval(
     generate). ``judges``: pre-built judges (else built from ``cfg.judges``).
     """
     t0 = time.perf_counter()
+    if cfg.request_timeout is not None or cfg.max_retries is not None:  # every endpoint built from here
+        from brittle.models.openai_backend import set_http_defaults
+
+        set_http_defaults(timeout=cfg.request_timeout, max_retries=cfg.max_retries)
     run_dir = Path(cfg.run_dir)
     cfg.echo("eval_config")
-    suites = list(cfg.suites) + (["prompts"] if cfg.prompts and "prompts" not in cfg.suites else [])
-    data = {s: _with_system(load_suite(s, limit=cfg.limit, seed=cfg.seed, prompts=cfg.prompts), cfg.system_prompt) for s in suites}
+    user = [USER_SUITES[cfg.prompts_kind]] if cfg.prompts and not set(USER_SUITES.values()) & set(cfg.suites) else []
+    suites = list(cfg.suites) + user
+    data = {s: _load(s, cfg) for s in suites}
 
     lazy = _Lazy(cfg, model=model, tokenizer=tokenizer, backend=backend)
     judge_list = list(judges) if judges is not None else [
-        make_judge(j, judge_backend=cfg.judge_backend, classifier_spec=cfg.classifier, seed=cfg.seed)
+        make_judge(j, judge_backend=cfg.judge_backend, classifier_spec=cfg.classifier,
+                   unsafe_labels=cfg.unsafe_labels, classifier_mode=cfg.classifier_mode, seed=cfg.seed)
         for j in cfg.judges
     ]
     adapter_id = _adapter_id(cfg.adapter)
-    gen_fp = fingerprint(lazy.name, adapter_id, cfg.max_new_tokens, cfg.seed, cfg.system_prompt)
-    nll_fp = fingerprint(lazy.name, adapter_id, cfg.system_prompt, "reference-nll")
+    # the model identity (weights, not just the spec string) is part of both fingerprints
+    gen_fp = fingerprint(lazy.name, lazy.identity, adapter_id, cfg.max_new_tokens, cfg.seed, cfg.system_prompt)
+    nll_fp = fingerprint(lazy.name, lazy.identity, adapter_id, cfg.system_prompt, "reference-nll")
     store = JsonlStore(run_dir / GENERATIONS, key="key")
     current = {r["key"]: r for r in store.records()}
     _import_records(cfg.reuse_from, store, current, gen_fp, nll_fp)
@@ -112,7 +153,7 @@ def run_eval(
             _score_references(suite, examples, lazy, store, current, nll_fp, cfg)
 
     result = {
-        "model": cfg.model,
+        "model": redact_url(cfg.model),  # URL credentials are never recorded
         "adapter": str(cfg.adapter) if cfg.adapter else None,
         "backend": lazy.name,
         "generation_fingerprint": gen_fp,
@@ -125,7 +166,17 @@ def run_eval(
         },
         "wall_s": round(time.perf_counter() - t0, 3),
     }
+    from brittle.provenance import provenance  # versions, device, weights identity, template
+
+    result["provenance"] = provenance(
+        cfg.model, lazy.tokenizer or getattr(lazy._backend, "tokenizer", None),
+        device=getattr(cfg, "device", None), adapter=cfg.adapter)
     write_json(run_dir / METRICS, result)
+    from brittle.evaluate.samples import write_samples  # samples.parquet + samples.html
+
+    keys = {_key(s, e) for s in suites for e in data[s]}
+    write_samples(run_dir, [r for k, r in current.items() if k in keys and r.get("gen_fp") == gen_fp],
+                  redact_harmful=cfg.redact, title=f"brittle eval samples: {redact_url(cfg.model)}")
     log.info("eval written to %s (%.1fs)", run_dir, result["wall_s"])
     return result
 
@@ -138,7 +189,13 @@ class _Lazy:
 
     def __init__(self, cfg: EvalConfig, *, model: Any, tokenizer: Any, backend: Any) -> None:
         self.cfg, self.model, self.tokenizer, self._backend = cfg, model, tokenizer, backend
-        self.name: str = getattr(backend, "name", None) or cfg.model
+        self.name: str = getattr(backend, "name", None) or redact_url(cfg.model)
+        if backend is not None:  # a caller's backend: its own identity (fakes have none)
+            self.identity: str = getattr(backend, "identity", "") or ""
+        else:
+            from brittle.models.identity import model_identity
+
+            self.identity = model_identity(cfg.model)
 
     @property
     def backend(self) -> Any:
@@ -192,6 +249,13 @@ def _adapter_id(adapter: Path | None) -> str:
         return str(adapter)
 
 
+def _load(suite: str, cfg: EvalConfig) -> list[Example]:
+    """One suite's examples (+ system prompt); the user's file is read with the field mapping."""
+    kw = {"fields": cfg.field_map()} if SPECS[suite].dataset is None else {}
+    exs = load_suite(suite, limit=cfg.limit, seed=cfg.seed, prompts=cfg.prompts, **kw)
+    return _with_system(exs, cfg.system_prompt)
+
+
 def _with_system(examples: list[Example], system: str | None) -> list[Example]:
     if not system:
         return examples
@@ -204,11 +268,20 @@ def _with_system(examples: list[Example], system: str | None) -> list[Example]:
 
 
 def _applicable(suite: str, judges: Sequence[Judge], cfg: EvalConfig) -> list[Judge]:
-    allowed = HARM_JUDGES if SPECS[suite].harmful else (UTILITY_JUDGES if suite == "utility" else BENIGN_JUDGES)
-    return [j for j in judges if j.name in allowed]
+    want = "harmfulness" if SPECS[suite].harmful else ("helpfulness" if suite == "utility" else None)
+    beside_refusal = ("refusal", "reply-quality")  # no model judge: every generated suite
+    return [j for j in judges if j.name == "refusal" or j.meta.get("measures") in beside_refusal
+            or (want and j.meta.get("measures") == want)]
 
 
 def _judge_fp(j: Judge) -> str:
+    """fingerprint(name, meta) + the identity of the judge's model when its meta names one
+    (a guard or rubric model whose weights were replaced gives new verdicts)."""
+    spec = j.meta.get("model") or j.meta.get("judge_model")
+    if isinstance(spec, str) and spec:
+        from brittle.models.identity import model_identity
+
+        return fingerprint(j.name, j.meta, model_identity(spec))
     return fingerprint(j.name, j.meta)
 
 
@@ -323,19 +396,24 @@ def suite_metrics(
         vs = [v for _, v in items]
         if j.name == "refusal":
             out.update(M.refusal_metrics(vs, seed=seed))
+            if suite in SPECS and not SPECS[suite].harmful and SPECS[suite].generate:
+                out["over_refusal_rate"] = out["refusal_rate"]  # benign prompts: refusal = over-refusal
             out["per_category"] = M.per_category(items, M.refusal_metrics, seed=seed)
-        elif j.name in ("rubric", "helpfulness"):
+        elif j.meta.get("measures") == "helpfulness":
             sm = M.score_metrics(vs, seed=seed)
-            sm["harmfulness_rate" if j.name == "rubric" else "top_score_rate"] = sm.pop("top_rate")
+            sm["top_score_rate"] = sm.pop("top_rate")
             out[j.name] = sm
-            if j.name == "rubric":
-                out["rubric_per_category"] = {
-                    c: {"n_scored": m["n_scored"], "mean_score": m["mean_score"],
-                        "harmfulness_rate": m["top_rate"]}
-                    for c, m in M.per_category(items, M.score_metrics, seed=seed).items()
-                }
-        elif j.name == "classifier":
-            out["classifier"] = M.unsafe_metrics(vs, seed=seed)
+        elif j.meta.get("measures") == "harmfulness":
+            # harmfulness rate = share of *scored* replies the judge calls harmful (unscored apart)
+            out[j.name] = harmfulness_metrics(vs, seed=seed)
+            if j.name == "classifier":  # earlier key, read by reports
+                out[j.name]["unsafe_rate"] = out[j.name]["harmfulness_rate"]
+            out[f"{j.name}_per_category"] = {
+                c: {k: m[k] for k in ("n_scored", "harmfulness_rate", "mean_score") if k in m}
+                for c, m in M.per_category(items, harmfulness_metrics, seed=seed).items()
+            }
+        elif j.meta.get("measures") == "reply-quality":
+            out[j.name] = M.quality_metrics(vs, seed=seed)
     scored = [r for r in recs if r and r.get("nll_fp") == nll_fp]
     if scored:
         out["utility"] = M.nll_metrics([r["nll_sum"] for r in scored], [r["n_tokens"] for r in scored], seed=seed)

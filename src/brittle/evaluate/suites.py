@@ -1,14 +1,35 @@
-"""Evaluation suites: which prompts, and how they are scored.
+"""Evaluation suites: which prompts, and how they are scored. Suites are data: each maps to
+an embedded data set (``src/brittle/resources/data/datasets.yaml``) and, optionally, a split.
 
-* ``harmful-eval``: held-out harmful prompts, ``load_dataset("harmful", "eval")``
-  (HarmBench + Do-Not-Answer, with categories). Refusal is the desired behaviour.
+Harmful suites (refusal desired; replies redacted in reports):
+
+* ``harmful`` — the default: **harmful-only** prompts whose compliance is harmful by
+  construction (HarmBench standard + AdvBench + StrongREJECT + JBB harmful behaviours,
+  deduplicated), the ``eval`` split of ``load_dataset("harmful-only")``. Its split rule and
+  salt equal those of the training pools (``harmful`` / ``harmful-pairs`` train splits used
+  by ``align`` and ``attack``), so no training prompt is evaluated. Category = benchmark.
+* ``harmbench``, ``advbench``, ``strongreject``, ``jailbreakbench`` — each whole benchmark
+  with its own categories (comparable to papers; note half of HarmBench is in brittle's
+  training split). ``NAME-eval`` keeps only the held-out split (use it for models trained by
+  brittle's ``align`` / ``attack``).
+* ``donotanswer`` (``donotanswer-eval``) — Do-Not-Answer, 5 risk areas as categories:
+  sensitive prompts a safe model may partly answer, so it is reported on its own, never
+  mixed into a harmful-only rate.
+* ``harmful-eval`` — the MIXED suite of earlier releases (HarmBench + Do-Not-Answer eval
+  split), kept for backward compatibility; prefer ``harmful`` + ``donotanswer-eval``.
+
+Benign suites:
+
 * ``over-refusal``: benign prompts that look scary, ``load_dataset("over-refusal", "eval")``.
   Refusal here is *over*-refusal.
 * ``utility``: held-out benign instructions with reference answers,
   ``load_dataset("benign", "eval")``: mean per-token NLL / perplexity of the reference
   answers under the model (response-only labels, one forward pass per batch), plus a
   helpfulness judge on generated replies when configured.
-* ``prompts``: a user prompt file (``read_prompts``), treated like harmful prompts.
+* ``prompts``: a user prompt file (``read_prompts``: every layout of
+  :mod:`brittle.data.fields`), scored like harmful prompts (refusal rate, ASR, harmfulness
+  judges); ``prompts-benign`` (``--prompts-kind benign``): the same file scored like
+  ``over-refusal`` (refusal = over-refusal, no harmfulness judge).
 
 A ``limit`` keeps a deterministic, seed-dependent subsample (sorted by
 sha256(seed, id)), so quick runs mix categories rather than taking the file's first rows.
@@ -28,7 +49,8 @@ from brittle.errors import BrittleError
 
 log = logging.getLogger(__name__)
 
-SUITES = ("harmful-eval", "over-refusal", "utility", "prompts")
+DEFAULT_HARMFUL_SUITE = "harmful"
+BENCHMARKS = ("harmbench", "advbench", "strongreject", "jailbreakbench", "donotanswer")
 
 
 @dataclass(frozen=True)
@@ -37,14 +59,37 @@ class SuiteSpec:
     harmful: bool  # replies may be harmful → redacted in reports; refusal is desired
     generate: bool  # generate replies and judge them
     reference_nll: bool  # score the examples' reference answers (utility)
+    dataset: str | None = None  # embedded data set (None: the user's --prompts file)
+    split: str | None = None  # None = every row
+    mixed: bool = False  # mixes harmful and merely sensitive prompts (legacy harmful-eval)
+    description: str = ""
 
 
-SPECS = {
-    "harmful-eval": SuiteSpec("harmful-eval", harmful=True, generate=True, reference_nll=False),
-    "over-refusal": SuiteSpec("over-refusal", harmful=False, generate=True, reference_nll=False),
-    "utility": SuiteSpec("utility", harmful=False, generate=False, reference_nll=True),
-    "prompts": SuiteSpec("prompts", harmful=True, generate=True, reference_nll=False),
+def _harm(name: str, dataset: str, split: str | None, description: str, mixed: bool = False) -> SuiteSpec:
+    return SuiteSpec(name, harmful=True, generate=True, reference_nll=False, dataset=dataset,
+                     split=split, mixed=mixed, description=description)
+
+
+SPECS: dict[str, SuiteSpec] = {
+    "harmful": _harm("harmful", "harmful-only", "eval",
+                     "harmful-only: HarmBench+AdvBench+StrongREJECT+JBB, held-out split"),
+    **{b: _harm(b, b, None, f"{b}: whole benchmark") for b in BENCHMARKS},
+    **{f"{b}-eval": _harm(f"{b}-eval", b, "eval", f"{b}: held-out split") for b in BENCHMARKS},
+    "harmful-eval": _harm("harmful-eval", "harmful", "eval",
+                          "MIXED (legacy): HarmBench + Do-Not-Answer, held-out split", mixed=True),
+    "over-refusal": SuiteSpec("over-refusal", harmful=False, generate=True, reference_nll=False,
+                              dataset="over-refusal", split="eval",
+                              description="benign prompts that sound risky (refusal = over-refusal)"),
+    "utility": SuiteSpec("utility", harmful=False, generate=False, reference_nll=True,
+                         dataset="benign", split="eval",
+                         description="held-out benign instructions with reference answers"),
+    "prompts": SuiteSpec("prompts", harmful=True, generate=True, reference_nll=False,
+                         description="the user's --prompts file, harmful (refusal desired)"),
+    "prompts-benign": SuiteSpec("prompts-benign", harmful=False, generate=True, reference_nll=False,
+                                description="the user's --prompts file, benign (refusal = over-refusal)"),
 }
+USER_SUITES = {"harmful": "prompts", "benign": "prompts-benign"}  # --prompts-kind -> suite
+SUITES = tuple(SPECS)
 
 
 def subsample(examples: Sequence[Example], limit: int | None, seed: int = 0) -> list[Example]:
@@ -56,26 +101,26 @@ def subsample(examples: Sequence[Example], limit: int | None, seed: int = 0) -> 
 
 
 def load_suite(
-    name: str, *, limit: int | None = None, seed: int = 0, prompts: str | Path | None = None
+    name: str, *, limit: int | None = None, seed: int = 0, prompts: str | Path | None = None,
+    fields: Any = None,
 ) -> list[Example]:
-    """The examples of one suite (see module docstring)."""
+    """The examples of one suite (see module docstring); ``fields``: a
+    :class:`~brittle.data.fields.FieldMap` for the user's prompt file."""
     if name not in SPECS:
         raise BrittleError(f"unknown suite {name!r}; choose from {', '.join(SUITES)}")
-    if name == "prompts":
+    spec = SPECS[name]
+    if spec.dataset is None:
         if not prompts:
-            raise BrittleError("suite 'prompts' needs a prompt file (--prompts FILE)")
+            raise BrittleError(f"suite {name!r} needs a prompt file (--prompts FILE)")
         from brittle.data.io import read_prompts
 
-        examples = read_prompts(Path(prompts))
+        examples = read_prompts(Path(prompts), fields)
     else:
         from brittle.data.embedded import load_dataset
 
-        if name == "harmful-eval":
-            examples = load_dataset("harmful", "eval")
-        elif name == "over-refusal":
-            examples = load_dataset("over-refusal", "eval")
-        else:
-            examples = [e for e in load_dataset("benign", "eval") if e.response]
+        examples = load_dataset(spec.dataset, spec.split)
+        if name == "utility":
+            examples = [e for e in examples if e.response]
     _check_unique(name, examples)
     return subsample(examples, limit, seed)
 
@@ -120,3 +165,10 @@ def reference_nll(
         for row, i in enumerate(idx):
             out[i] = (float(tok_nll[row].sum()), int(mask[row].sum()))
     return out
+
+
+def primary_harmful_suite(names: Sequence[str]) -> str | None:
+    """The suite an attack-success rate is read from: the first harmful suite in ``names``
+    (config order, which metrics.json keeps), e.g. ``harmful`` — or ``harmful-eval`` in runs
+    made before the harmful-only default. None when no suite is harmful."""
+    return next((n for n in names if n in SPECS and SPECS[n].harmful), None)
