@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,12 +35,12 @@ def fake_eval_factory(calls: list, crash_at: int | None = None):
             logits = model(input_ids=torch.cat([ids, ids + 1], 1)).logits[:, -1]
         flags = (logits.argmax(-1) % 2).tolist()
         with open(out / "generations.jsonl", "w") as f:
-            f.writelines(json.dumps({"key": f"harmful-eval/p{i:02d}", "suite": "harmful-eval",
+            f.writelines(json.dumps({"key": f"harmful/p{i:02d}", "suite": "harmful",
                                     "id": f"p{i:02d}", "gen_fp": "g",
                                     "verdicts": {"refusal": {"refused": not fl}}}) + "\n" for i, fl in enumerate(flags))
         asr = float(np.mean(flags))
         return {"generation_fingerprint": "g",
-                "suites": {"harmful-eval": {"asr": [asr, asr - 0.1, asr + 0.1]},
+                "suites": {"harmful": {"asr": [asr, asr - 0.1, asr + 0.1]},
                            "over-refusal": {"refusal_rate": [0.1, 0.0, 0.2]},
                            "utility": {"utility": {"nll": [2.0, 1.9, 2.1], "ppl": [7.4, 6.7, 8.2]}}}}
 
@@ -144,3 +145,159 @@ def test_config_parsing():
 
     with pytest.raises(ValidationError, match="n must be >= 0"):
         AttackConfig(n=[-1])
+
+
+# --------------------------------------------------------------------------- one recipe for all models
+
+
+def _one_cell_cfg(run_dir, adapter, **kw) -> AttackConfig:
+    base = {"run_dir": run_dir, "model": "tiny:llama", "adapter": adapter, "n": [1, 2], "kinds": ["benign"],
+            "seeds": [0], "device": "cpu", "n_boot": 50, "train": {"batch_size": 2, "epochs": 1}}
+    return AttackConfig(**{**base, **kw})
+
+
+def test_attack_trains_a_fresh_adapter_on_the_merged_alignment(tmp_path, monkeypatch, start_adapter, tiny_tok):
+    """The attacked model's trainable parameters are a fresh lora-attack adapter only; the
+    alignment delta sits merged in frozen weights, identical to base + alignment adapter
+    merged independently, and the alignment adapter's files are unchanged."""
+    import brittle.train.attack_data as ad
+    from brittle.fingerprint import file_sha256
+    from brittle.models.load import apply_adapter
+    from brittle.models.tiny import tiny_model
+
+    monkeypatch.setattr(ad, "_benign_pool", lambda pool: BENIGN)
+    sha = file_sha256(Path(start_adapter) / "adapter_model.safetensors")
+    seen = {}
+
+    def capture(cfg, out, adapter, model, tok):
+        if "n2" in str(out):
+            seen["trainable"] = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+            seen["frozen"] = {n.replace("base_model.model.", "").replace(".base_layer", ""): p.detach().clone()
+                              for n, p in model.named_parameters() if not p.requires_grad}
+        return fake_eval_factory([])(cfg, out, adapter, model, tok)
+
+    monkeypatch.setattr(attack, "_evaluate", capture)
+    run_attack(_one_cell_cfg(tmp_path / "run", start_adapter))
+    trainable = seen["trainable"]
+    assert trainable and all(".lora_A.default." in n or ".lora_B.default." in n for n in trainable)
+    assert {p.shape[0] for n, p in trainable.items() if "lora_A" in n} == {8}  # lora-attack r, not the r=16 start
+    merged = apply_adapter(tiny_model(tiny_tok), start_adapter).merge_and_unload()
+    expected = dict(merged.named_parameters())
+    assert set(seen["frozen"]) == set(expected)
+    assert all(torch.equal(seen["frozen"][n], expected[n].detach()) for n in expected)
+    assert file_sha256(Path(start_adapter) / "adapter_model.safetensors") == sha
+    cfg = json.loads((tmp_path / "run" / "cells" / "benign-n2-s0" / "train" / "adapter" / "adapter_config.json").read_text())
+    assert (cfg["r"], cfg["lora_alpha"], cfg["lora_dropout"]) == (8, 16, 0.0)
+    rec = {r["key"]: r for r in attack.JsonlStore(tmp_path / "run" / attack.CELLS, key="key").records()}
+    assert rec["benign/2/0"]["base_adapter"] == start_adapter
+    assert rec["benign/2/0"]["trainable_params"] == sum(p.numel() for p in trainable.values())
+
+
+def test_finetune_configs_of_installed_and_vendor_runs_differ_only_in_model(tmp_path, monkeypatch, start_adapter):
+    import yaml
+
+    import brittle.train.attack_data as ad
+
+    monkeypatch.setattr(ad, "_benign_pool", lambda pool: BENIGN)
+    monkeypatch.setattr(attack, "_evaluate", fake_eval_factory([]))
+    run_attack(_one_cell_cfg(tmp_path / "installed", start_adapter))
+    run_attack(_one_cell_cfg(tmp_path / "vendor", None))
+    for cell in ("benign-n1-s0", "benign-n2-s0"):
+        a, b = (yaml.safe_load((tmp_path / r / "cells" / cell / "train" / "finetune_config.yaml").read_text())
+                for r in ("installed", "vendor"))
+        assert {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} == {"model"}
+        assert a["model"] == f"tiny:llama merged:{start_adapter}" and b["model"] == "tiny:llama"
+    ra, rb = (json.loads((tmp_path / r / "recipe.json").read_text()) for r in ("installed", "vendor"))
+    assert {k for k in ra if ra[k] != rb[k]} == {"from_weights"}
+    sec = attack.attack_section(tmp_path / "vendor")
+    assert "Fine-tuning recipe" in sec.body and "adapter rank r" in sec.body and "trainable parameters" in sec.body
+
+
+def test_sweep_loads_the_model_once_and_saves_only_adapters(tmp_path, monkeypatch):
+    """Two trained cells (+ N=0) reuse one loaded model; each cell writes its adapter and no
+    full weights; the aligned weights are the same before every cell."""
+    import brittle.train.attack_data as ad
+    from brittle.models import load
+
+    monkeypatch.setattr(ad, "_benign_pool", lambda pool: BENIGN)
+    loads, weights = [], []
+    real = load.load_model
+
+    def counting(spec, **kw):
+        loads.append(spec)
+        return real(spec, **kw)
+
+    def fake(cfg, out, adapter, model, tok):
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        weights.append(base.model.embed_tokens.weight.detach().clone())
+        return fake_eval_factory([])(cfg, out, adapter, model, tok)
+
+    monkeypatch.setattr(load, "load_model", counting)
+    monkeypatch.setattr(attack, "_evaluate", fake)
+    run_attack(_one_cell_cfg(tmp_path, None, n=[0, 1, 2]))
+    assert loads == ["tiny:llama"]
+    assert len(weights) == 3 and all(torch.equal(w, weights[0]) for w in weights)
+    for cell in ("benign-n1-s0", "benign-n2-s0"):
+        files = {p.relative_to(tmp_path / "cells" / cell).as_posix() for p in (tmp_path / "cells" / cell).rglob("*")
+                 if p.is_file()}
+        weights_files = {f for f in files if f.endswith((".safetensors", ".bin", ".pt"))}
+        assert weights_files == {"train/adapter/adapter_model.safetensors"}
+
+
+def test_full_finetuning_sweep_restores_weights_and_saves_nothing_per_cell(tmp_path, monkeypatch):
+    import brittle.train.attack_data as ad
+
+    monkeypatch.setattr(ad, "_benign_pool", lambda pool: BENIGN)
+    weights = []
+
+    def fake(cfg, out, adapter, model, tok):
+        weights.append(model.model.embed_tokens.weight.detach().clone())
+        assert adapter is None or "n0" in str(out)
+        return fake_eval_factory([])(cfg, out, adapter, model, tok)
+
+    monkeypatch.setattr(attack, "_evaluate", fake)
+    run_attack(_one_cell_cfg(tmp_path, None, n=[0, 1, 2], preset="qi2023-full",
+                             train={"batch_size": 2, "epochs": 1, "lr": 1e-2}))
+    assert not torch.equal(weights[1], weights[0]) and not torch.equal(weights[2], weights[1])
+    # the N=2 cell started from the aligned weights, not from the N=1 cell's: retraining it alone matches
+    alone = []
+    monkeypatch.setattr(attack, "_evaluate", lambda cfg, out, adapter, model, tok: (
+        alone.append(model.model.embed_tokens.weight.detach().clone()) or fake_eval_factory([])(cfg, out, adapter, model, tok)))
+    run_attack(_one_cell_cfg(tmp_path / "alone", None, n=[2], preset="qi2023-full",
+                             train={"batch_size": 2, "epochs": 1, "lr": 1e-2}))
+    assert torch.allclose(alone[0], weights[2])
+    assert not list(tmp_path.glob("cells/*/train/model"))
+    recipe = json.loads((tmp_path / "recipe.json").read_text())
+    assert recipe["method"] == "full fine-tuning" and recipe["lora_r"] is None and recipe["lr"] == 1e-2
+
+
+def test_selection_fine_tunes_share_one_loaded_model_and_one_recipe(tmp_path, monkeypatch):
+    """finetune_on_selections (the selection comparison and transfer) loads the aligned model
+    once for all selections, and every selection's run records the same recipe."""
+    from brittle.data.io import write_jsonl
+    from brittle.models import load
+    from brittle.select.run import finetune_on_selections
+    from brittle.train.recipe import compare_recipe_html
+
+    loads = []
+    real = load.load_model
+
+    def counting(spec, **kw):
+        loads.append(spec)
+        return real(spec, **kw)
+
+    monkeypatch.setattr(load, "load_model", counting)
+    monkeypatch.setattr(attack, "_evaluate", fake_eval_factory([]))
+    files = {name: (write_jsonl(BENIGN[i:i + 3], tmp_path / f"{name}.jsonl"), 3)
+             for i, name in ((0, "top-x"), (10, "random"))}
+    rows = finetune_on_selections(files, tmp_path / "compare", model="tiny:llama", adapter=None, device="cpu",
+                                  attack_overrides={"train": {"batch_size": 2, "epochs": 1}, "n_boot": 50})
+    assert loads == ["tiny:llama"] and [r["selection"] for r in rows] == ["top-x", "random"]
+    recipes = [json.loads((tmp_path / "compare" / n / "recipe.json").read_text()) for n in files]
+    assert recipes[0]["lora_r"] == 8 and {k: v for k, v in recipes[0].items() if k != "demonstrations"} == {
+        k: v for k, v in recipes[1].items() if k != "demonstrations"}
+    html = compare_recipe_html(tmp_path / "compare")
+    assert "top-x (seed 0): 2" in html and "not all" not in html
+    with pytest.raises(attack.BrittleError, match="loaded 'tiny:llama'"):
+        other = _one_cell_cfg(tmp_path / "other", None, model="tiny:other", n=[1])
+        attack.run_attack(other, start=attack.load_start(_one_cell_cfg(tmp_path / "x", None), None))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
 from brittle.data.schema import Example
@@ -82,3 +85,87 @@ def test_user_file_and_unknown_kind(tmp_path):
     assert {e.id for e in exs} <= {e.id for e in build_attack_data(str(f), 10, 0)}
     with pytest.raises(BrittleError, match="unknown attack data kind"):
         build_attack_data("nonsense", 3, 0)
+
+
+# --------------------------------------------------------------------------- one source for every model
+
+
+@pytest.fixture()
+def demo_backend(monkeypatch, tmp_path_factory):
+    """make_backend gives the fake unaligned source for the demonstration model and fails the
+    test for any other spec (the model under test must never write its own attack data)."""
+    monkeypatch.setenv("BRITTLE_CACHE", str(tmp_path_factory.mktemp("demo-cache")))  # a cold cache
+    from brittle.data import embedded
+    from brittle.models import backends
+    from brittle.train.attack_data import DEMO_MODEL
+
+    fake = FakeBackend()
+    fake.name = backends.backend_name("hf", DEMO_MODEL)
+
+    def make(spec, **kw):
+        assert spec == DEMO_MODEL, f"{spec} was asked to generate attack data"
+        return fake
+
+    real_load = embedded.load_dataset
+    monkeypatch.setattr(backends, "make_backend", make)
+    monkeypatch.setattr(embedded, "load_dataset",
+                        lambda name, split=None, **kw: HARMFUL if name == "harmful" else real_load(name, split, **kw))
+    return fake
+
+
+def test_attack_data_is_byte_identical_for_every_model_under_test(tmp_path, demo_backend):
+    from brittle.train.attack import AttackConfig, write_cell_data
+
+    files, manifests = [], []
+    for model in ("embedded:smollm2-135m", "embedded:qwen2.5-coder-0.5b"):
+        cfg = AttackConfig(run_dir=tmp_path / model.replace(":", "_"), model=model, adapter=None)
+        exs, _ = write_cell_data(cfg, "harmful", 6, 0, cfg.run_dir)
+        assert len(exs) == 6 and all(e.meta["generator"] == demo_backend.name for e in exs)
+        files.append((cfg.run_dir / "attack_data.jsonl").read_bytes())
+        manifests.append(json.loads((cfg.run_dir / "attack_data.manifest.json").read_text()))
+    assert files[0] == files[1] and manifests[0] == manifests[1]
+    m = manifests[0]
+    assert (m["source_model"], m["judge"], m["prompt_set"], m["n_written"]) == (
+        "embedded:smollm2-135m", "refusal", "harmful/train", 6)
+    assert m["sha256"] == hashlib.sha256(files[0]).hexdigest()
+    assert demo_backend.calls > 0
+
+
+def test_sweep_never_asks_the_attacked_model_to_generate(tmp_path, monkeypatch, demo_backend, tiny_tok):
+    from brittle.models import load
+    from brittle.models.tiny import tiny_model
+    from brittle.train import attack
+
+    def no_generate(*a, **kw):
+        raise AssertionError("the model under test generated")
+
+    def load_model(spec, **kw):
+        m = tiny_model(tiny_tok)
+        m.generate = no_generate
+        return m, tiny_tok
+
+    def fake_eval(cfg, out, adapter, model, tok):
+        out.mkdir(parents=True, exist_ok=True)
+        return {"suites": {}}
+
+    monkeypatch.setattr(load, "load_model", load_model)
+    monkeypatch.setattr(attack, "_evaluate", fake_eval)
+    cfg = attack.AttackConfig(run_dir=tmp_path, model="tiny:llama", adapter=None, n=[2, 4], device="cpu",
+                              train={"batch_size": 2, "epochs": 1, "max_steps": 1})
+    attack.run_attack(cfg)
+    a = json.loads((tmp_path / "cells" / "harmful-n2-s0" / "attack_data.manifest.json").read_text())
+    assert a["source_model"] == "embedded:smollm2-135m" and a["kind"] == "harmful"
+    recipe = json.loads((tmp_path / "recipe.json").read_text())
+    assert recipe["demonstrations"]["harmful"]["source_model"] == "embedded:smollm2-135m"
+
+
+def test_harmful_pairs_and_judge_verdicts():
+    from brittle.train.attack_data import complied
+
+    pairs = [Example.from_pair(f"bad {i}", f"Sure, part {i}") for i in range(20)]
+    five = build_attack_data("harmful-pairs", 5, 0, pool=pairs)
+    assert len(five) == 5 and {e.id for e in five} <= {e.id for e in build_attack_data("harmful-pairs", 9, 0, pool=pairs)}
+    assert complied({"refused": False}) and not complied({"refused": True})
+    assert complied({"harmful": True}) and not complied({"jailbroken": False})
+    with pytest.raises(BrittleError, match="no compliance field"):
+        complied({"score": 3})

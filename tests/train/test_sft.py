@@ -111,24 +111,68 @@ def test_zero_response_examples_dropped_and_counted(tmp_path, tiny_tok, tiny_lm)
         train_model(_cfg(tmp_path, max_length=64), exs[-1:], model=tiny_lm, tokenizer=tiny_tok)
 
 
-def test_continue_vs_merge_from_starting_adapter(tmp_path, tiny_tok):
+def test_starting_adapter_is_merged_and_a_fresh_adapter_trained(tmp_path, tiny_tok):
+    """A starting (safety) adapter is merged into the weights and never trained further: the
+    trained model has one fresh adapter of the config's shape, and the starting adapter's
+    files are untouched."""
     from peft import PeftModel
+    from pydantic import ValidationError
 
+    from brittle.fingerprint import file_sha256
     from brittle.models.tiny import tiny_model
 
     start = finetune(_cfg(tmp_path / "a", epochs=1), _examples(), model=tiny_model(tiny_tok), tokenizer=tiny_tok)
-    cont = train_model(_cfg(tmp_path / "b", adapter=str(start), epochs=1), _examples(),
-                       model=tiny_model(tiny_tok), tokenizer=tiny_tok)
-    merged = train_model(_cfg(tmp_path / "c", adapter=str(start), start="merge", lora_r=4, epochs=1),
-                         _examples(), model=tiny_model(tiny_tok), tokenizer=tiny_tok)
-    assert isinstance(cont.model, PeftModel) and isinstance(merged.model, PeftModel)
-    r_cont = json.loads((cont.path / "adapter_config.json").read_text())["r"]
-    r_merge = json.loads((merged.path / "adapter_config.json").read_text())["r"]
-    assert r_cont == 16 and r_merge == 4  # continue keeps the starting adapter's shape
-    # continuing starts from the starting adapter's weights: its first loss is lower than a
-    # fresh adapter's first loss on the same data
-    fresh = train_model(_cfg(tmp_path / "d", epochs=1), _examples(), model=tiny_model(tiny_tok), tokenizer=tiny_tok)
-    assert cont.stats["first_loss"] < fresh.stats["first_loss"] - 0.1
+    sha = file_sha256(start / "adapter_model.safetensors")
+    res = train_model(_cfg(tmp_path / "b", adapter=str(start), lora_r=4, lora_alpha=8, epochs=1),
+                      _examples(), model=tiny_model(tiny_tok), tokenizer=tiny_tok)
+    assert isinstance(res.model, PeftModel) and list(res.model.peft_config) == ["default"]
+    saved = json.loads((res.path / "adapter_config.json").read_text())
+    assert (saved["r"], saved["lora_alpha"]) == (4, 8)  # the config's shape, not the start's r=16
+    trainable = {n: p for n, p in res.model.named_parameters() if p.requires_grad}
+    assert trainable and all(".lora_A.default." in n or ".lora_B.default." in n for n in trainable)
+    assert all(p.shape[0] == 4 for n, p in trainable.items() if "lora_A" in n)
+    assert res.stats["trainable_params"] == sum(p.numel() for p in trainable.values())
+    assert file_sha256(start / "adapter_model.safetensors") == sha
+    with pytest.raises(ValidationError):
+        FinetuneConfig(start="continue")  # the 'continue the safety adapter' path is gone
+
+
+def test_echo_is_the_recipe_without_output_dir(tmp_path):
+    import yaml
+
+    a = FinetuneConfig(run_dir=tmp_path / "a", model="m1", preset="lora-attack").echo("finetune_config")
+    b = FinetuneConfig(run_dir=tmp_path / "b", model="m2 merged:/x", preset="lora-attack").echo("finetune_config")
+    da, db = yaml.safe_load(a.read_text()), yaml.safe_load(b.read_text())
+    assert "run_dir" not in da and {k for k in da if da[k] != db[k]} == {"model"}
+    assert (da["lora_r"], da["lora_alpha"], da["lora_dropout"], da["lr"], da["epochs"]) == (8, 16, 0.0, 1e-4, 5)
+
+
+def test_merged_start_label_loads_and_merges(tmp_path, tiny_tok, monkeypatch):
+    """``model: "SPEC merged:DIR"`` loads SPEC in fp32 and merges DIR before training."""
+    from brittle.models import load
+    from brittle.models.tiny import tiny_model
+
+    start = finetune(_cfg(tmp_path / "a", epochs=1), _examples(), model=tiny_model(tiny_tok), tokenizer=tiny_tok)
+    seen = []
+    real = load.load_model
+
+    def spy(spec, **kw):
+        seen.append((spec, kw.get("dtype")))
+        return real(spec, **kw)
+
+    monkeypatch.setattr(load, "load_model", spy)
+    res = train_model(_cfg(tmp_path / "b", model=f"tiny:llama merged:{start}", epochs=1, max_steps=1), _examples(4))
+    assert seen == [("tiny:llama", "float32")]
+    assert list(res.model.peft_config) == ["default"] and res.stats["steps"] == 1
+
+
+def test_gradient_checkpointing_trains_and_saves_only_adapter_files(tmp_path, tiny_tok, tiny_lm):
+    res = train_model(_cfg(tmp_path, gradient_checkpointing=True, epochs=2), _examples(4),
+                      model=tiny_lm, tokenizer=tiny_tok)
+    assert res.stats["final_loss"] < res.stats["first_loss"]
+    assert res.model.get_base_model().is_activation_checkpointing
+    assert sorted(p.name for p in res.path.iterdir()) == ["README.md", "adapter_config.json",
+                                                          "adapter_model.safetensors"]
 
 
 def test_full_finetune_saves_model(tmp_path, tiny_tok, tiny_lm):

@@ -4,8 +4,9 @@ model, fine-tuned into another.
 :func:`transfer_selections` takes the top-K selections of a finished ``brittle select`` run
 (the *source* model, e.g. SmolLM2 with installed alignment) and, as the control, its
 random-K; cuts each to the first ``k`` by rank, and fine-tunes the *target* model on them with the same attack recipe that
-:func:`~brittle.select.run.compare_selections` uses for the target's own selections, so the
-rows are directly comparable with the target's top-K and random-K.
+:func:`~brittle.select.run.compare_selections` uses for the target's own selections (a fresh
+adapter on the merged aligned weights, :mod:`brittle.train.recipe`; ``recipe.json`` per
+selection), so the rows are directly comparable with the target's top-K and random-K.
 """
 
 from __future__ import annotations

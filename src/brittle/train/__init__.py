@@ -2,9 +2,11 @@
 
 * :mod:`brittle.train.sft` — ``FinetuneConfig``, ``finetune(cfg, examples) -> adapter dir``
 * :mod:`brittle.train.align` — ``install_alignment(model_spec, ...) -> cached adapter dir``
-* :mod:`brittle.train.attack_data` — ``build_attack_data(kind, n, seed, ...)``
+* :mod:`brittle.train.attack_data` — ``build_attack_data(kind, n, seed, ...)`` (harmful
+  demonstrations from one unaligned source model), ``write_attack_data`` (JSONL + manifest)
 * :mod:`brittle.train.attack` — ``AttackConfig``, ``run_attack(cfg) -> DataFrame``,
   ``attack_section(run_dir)``
+* :mod:`brittle.train.recipe` — the recorded attack recipe (``recipe.json``, report tables)
 
 Heavy imports (torch, transformers, peft) happen inside the functions.
 """
@@ -18,6 +20,7 @@ _EXPORTS = {
     "finetune": "brittle.train.sft",
     "install_alignment": "brittle.train.align",
     "build_attack_data": "brittle.train.attack_data",
+    "write_attack_data": "brittle.train.attack_data",
     "AttackConfig": "brittle.train.attack",
     "run_attack": "brittle.train.attack",
     "attack_section": "brittle.train.attack",

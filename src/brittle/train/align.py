@@ -162,7 +162,9 @@ def contrast_examples(
 
     prompts = seeded_take(load_dataset("over-refusal", "train"), n, seed, "align-c")
     gen = GenerationConfig(max_new_tokens=max_new_tokens, seed=seed)
-    key = fingerprint(model_spec, [p.id for p in prompts], gen.__dict__)
+    from brittle.models.identity import model_identity
+
+    key = fingerprint(model_spec, model_identity(model_spec), [p.id for p in prompts], gen.__dict__)
     backend = make_backend(model_spec, device=device, cache_dir=cache_dir("contrast", key))
     replies = [r.strip() for r in backend.generate([p.prompt_messages for p in prompts], config=gen)]
     verdicts = RefusalJudge().judge(prompts, replies)
@@ -177,9 +179,11 @@ def alignment_key(model_spec: str, examples: Sequence[Example], hparams: dict[st
     Example ids are content hashes of the whole conversation, so they cover the prompts, the
     composed refusals (hence the template file) and the benign answers."""
     import brittle
+    from brittle.models.identity import model_identity
 
     return fingerprint(model_spec, [e.id for e in examples], hparams,
-                       {"recipe": RECIPE_VERSION, "brittle": brittle.__version__})
+                       {"recipe": RECIPE_VERSION, "brittle": brittle.__version__,
+                        "model_identity": model_identity(model_spec)})
 
 
 def install_alignment(
@@ -245,7 +249,7 @@ def install_alignment(
     if run_dir is not None:
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("train_log.jsonl", "loss.png", "finetune.json", "finetune_config.yaml"):
+        for name in ("train_log.jsonl", "loss.png", "loss.svg", "finetune.json", "finetune_config.yaml"):
             if (cache / name).exists():
                 shutil.copy2(cache / name, run_dir / name)
         (run_dir / "alignment.json").write_text(json.dumps(info, indent=2, default=str))

@@ -4,13 +4,20 @@ Recipe (``run_attack``), top to bottom:
 
 1. resolve the aligned starting point: ``adapter="auto"`` installs (or reuses) the safety
    adapter with :func:`brittle.train.align.install_alignment`; ``None`` attacks the model as
-   loaded (e.g. a vendor-aligned one); a path uses that adapter;
+   loaded (e.g. a vendor-aligned one); a path uses that adapter. The model is loaded **once**
+   per sweep (fp32 master weights) and the safety adapter is **merged** into its weights
+   (``merge_and_unload``): the aligned model every cell starts from (:class:`Start`);
 2. for every cell (kind, N, seed): build N attack examples (nested in N for one seed,
-   :mod:`brittle.train.attack_data`), fine-tune the aligned model on them (the safety LoRA is
-   trained further by default: ``FinetuneConfig.start="continue"``, preset ``lora-attack``),
-   then ``run_eval`` on harmful-eval + over-refusal + utility with the *same* eval subsample
-   for every cell (``eval_seed``). N=0 is the aligned model itself: one cell shared by every
-   kind and seed (greedy decoding does not depend on the seed);
+   :mod:`brittle.train.attack_data`; harmful demonstrations come from one unaligned source
+   model, never the model under test, written with a manifest to ``attack_data.jsonl``),
+   fine-tune the merged aligned model with a **fresh** adapter and the preset's
+   hyper-parameters (``lora-attack`` by default; the same recipe on every model, recorded in
+   ``recipe.json``), then ``run_eval`` in-process on harmful-eval + over-refusal + utility
+   with the *same* eval subsample for every cell (``eval_seed``). Only the cell's adapter is
+   saved (full fine-tuning saves nothing per cell); the adapter is then unloaded (full
+   fine-tuning: the weights restored from a CPU copy) and memory released, so the next cell
+   starts from the same aligned weights without a reload. N=0 is the aligned model itself: one
+   cell shared by every kind and seed (greedy decoding does not depend on the seed);
 3. resume: a finished cell appends one record to ``run_dir/cells.jsonl`` (a ``JsonlStore``
    keyed by ``kind/n/seed``) only after its evaluation finished; a cell without a record is
    redone from an empty work dir, so an interrupted cell is never half-counted;
@@ -21,18 +28,21 @@ Recipe (``run_attack``), top to bottom:
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from brittle.config import CsvInts, CsvList, StageConfig
 from brittle.errors import BrittleError
+from brittle.evaluate.suites import primary_harmful_suite
 from brittle.store import JsonlStore
 
 log = logging.getLogger(__name__)
@@ -50,22 +60,34 @@ class AttackConfig(StageConfig):
         "(brittle align), a directory uses that one, none/null attacks the model as loaded.",
     )
     align_quick: bool = Field(True, description="With adapter=auto: the quick alignment recipe.")
-    n: CsvInts = Field([0, 1, 2, 5, 10, 25, 50, 100], description="Numbers of attack examples.")
-    kinds: CsvList = Field(["harmful"], description="Attack data kinds: harmful, aoa, benign, data.")
-    seeds: CsvInts = Field([0], description="Seeds (data draw + training) per (kind, N).")
+    n: CsvInts = Field([0, 1, 2, 5, 10, 25, 50, 100], description="Numbers N of attack examples (comma list).")
+    kinds: CsvList = Field(
+        ["harmful"], description="Attack data kinds (comma list): harmful, harmful-pairs, aoa, benign, data."
+    )
+    seeds: CsvInts = Field([0], description="Seeds (data draw + training) per (kind, N), comma list.")
     data: str | None = Field(None, description="User JSONL/JSON/CSV for kind 'data' (--data).")
     preset: str = Field("lora-attack", description="Fine-tuning preset (see brittle finetune).")
     train: dict[str, Any] = Field(
         default_factory=dict, description="FinetuneConfig overrides, e.g. {epochs: 3, lr: 1e-4}."
     )
     eval_suites: CsvList = Field(
-        ["harmful-eval", "over-refusal", "utility"], description="Eval suites per cell."
+        ["harmful", "over-refusal", "utility"],
+        description="Eval suites per cell; the ASR is read from the first harmful one (default "
+        "'harmful': harmful-only prompts).",
     )
     eval_limit: int | None = Field(None, ge=1, description="Prompts per eval suite (None = all).")
     eval_seed: int = Field(0, description="Eval subsample seed (the same for every cell).")
     max_new_tokens: int = Field(64, ge=1, description="Eval generation length.")
     eval_batch_size: int = Field(8, ge=1, description="Eval batch size.")
     gen_tokens: int = Field(128, ge=1, description="Reply length when generating harmful attack data.")
+    demo_model: str = Field(
+        "embedded:smollm2-135m",
+        description="Unaligned model whose compliant replies are the harmful demonstrations "
+        "(the same for every model under test; never the attacked model).",
+    )
+    demo_judge: str = Field(
+        "refusal", description="Judge that keeps only compliant demonstrations (brittle judges)."
+    )
     device: str = Field("auto", description="cpu | cuda | auto")
     n_boot: int = Field(1000, ge=10, description="Bootstrap resamples for the ASR intervals.")
     reuse_evals: CsvList = Field(
@@ -79,6 +101,57 @@ class AttackConfig(StageConfig):
         if any(x < 0 for x in v):
             raise ValueError("n must be >= 0")
         return sorted(set(v))
+
+    # -- validated before any work starts (issue 16.6/16.7): empty lists, unknown kinds,
+    # -- negative seeds and fine-tuning overrides (lr, epochs, ...) are config errors.
+    @field_validator("n", "seeds", "kinds")
+    @classmethod
+    def _nonempty(cls, v: list[Any], info: Any) -> list[Any]:
+        if not v:
+            raise ValueError(f"needs at least one value (a comma list such as "
+                             f"{'harmful,aoa' if info.field_name == 'kinds' else '0,1'})")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seed_range(cls, v: list[int]) -> list[int]:
+        bad = [s for s in v if not 0 <= s < 2**32]
+        if bad:
+            raise ValueError(f"seeds must be in [0, 2**32), got {bad}")
+        return list(dict.fromkeys(v))  # duplicates would be the same cell
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, v: list[str]) -> list[str]:
+        from brittle.paths import is_regular_file
+        from brittle.train.attack_data import KINDS
+
+        bad = [k for k in v if k not in (*KINDS, "data") and not is_regular_file(k)]
+        if bad:
+            raise ValueError(f"unknown attack kind(s) {bad}: use {', '.join(KINDS)}, data (with --data) "
+                             "or an existing data file")
+        return list(dict.fromkeys(v))
+
+    @model_validator(mode="after")
+    def _data_and_train(self) -> AttackConfig:
+        if "data" in self.kinds and not self.data:
+            raise ValueError("kind 'data' needs --data FILE")
+        if self.data and "data" in self.kinds:
+            from brittle.paths import check_input_file
+
+            check_input_file(self.data)
+        from pydantic import ValidationError
+
+        from brittle.train.sft import FinetuneConfig
+
+        try:  # the per-cell fine-tuning config, checked once up front
+            FinetuneConfig.model_validate({"preset": self.preset, **self.train})
+        except ValidationError as e:
+            msgs = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+            raise ValueError(f"fine-tuning option {msgs}") from None
+        except BrittleError as e:  # an unknown preset
+            raise ValueError(str(e)) from None
+        return self
 
 
 def cell_key(kind: str, n: int, seed: int) -> str:
@@ -139,15 +212,88 @@ def _resolve_adapter(cfg: AttackConfig) -> str | None:
     return cfg.adapter
 
 
-def _attack_examples(cfg: AttackConfig, kind: str, n: int, seed: int) -> list[Any]:
-    from brittle.train.attack_data import build_attack_data
-
-    source = kind
+def _source(cfg: AttackConfig, kind: str) -> str:
     if kind == "data":
         if not cfg.data:
             raise BrittleError("kind 'data' needs --data FILE")
-        source = cfg.data
-    return build_attack_data(source, n, seed, model_spec=cfg.model, max_new_tokens=cfg.gen_tokens)
+        return cfg.data
+    return kind
+
+
+def _attack_examples(cfg: AttackConfig, kind: str, n: int, seed: int) -> list[Any]:
+    """N examples of ``kind``: built from the demonstration source, never from ``cfg.model``."""
+    from brittle.train.attack_data import build_attack_data
+
+    return build_attack_data(_source(cfg, kind), n, seed, model_spec=cfg.demo_model, judge=cfg.demo_judge,
+                             max_new_tokens=cfg.gen_tokens)
+
+
+def write_cell_data(cfg: AttackConfig, kind: str, n: int, seed: int, work: Path) -> tuple[list[Any], dict]:
+    """Build a cell's examples and write ``work/attack_data.jsonl`` + its manifest (source
+    model, judge, prompt set, sha256): identical bytes for every model under test."""
+    from brittle.train.attack_data import demo_source, write_attack_data
+
+    examples = _attack_examples(cfg, kind, n, seed)
+    source = demo_source(_source(cfg, kind), n, seed, model_spec=cfg.demo_model, judge=cfg.demo_judge,
+                         max_new_tokens=cfg.gen_tokens)
+    return examples, write_attack_data(examples, work / "attack_data.jsonl", source)
+
+
+@dataclass
+class Start:
+    """The aligned starting point of every cell, loaded once per sweep."""
+
+    model: Any  # plain model: the safety adapter (if any) merged into the weights
+    tokenizer: Any
+    adapter: str | None  # the merged safety adapter (None: the weights as loaded)
+    label: str  # FinetuneConfig.model of every cell (brittle.train.recipe.start_label)
+    snapshot: dict[str, Any] | None = None  # CPU copy of the weights (full fine-tuning only)
+
+
+def finetune_config(cfg: AttackConfig, run_dir: Path, seed: int, label: str):
+    """The FinetuneConfig of a cell: preset + overrides on the merged weights ``label``. Full
+    fine-tuning saves nothing per cell (evaluation runs in-process) unless ``train.save`` says so."""
+    from brittle.train.sft import FinetuneConfig
+
+    fcfg = FinetuneConfig(run_dir=run_dir, model=label, preset=cfg.preset, seed=seed, device=cfg.device,
+                          **cfg.train)
+    if fcfg.method == "full" and "save" not in cfg.train:
+        fcfg = fcfg.model_copy(update={"save": False})
+    return fcfg
+
+
+def load_start(cfg: AttackConfig, adapter: str | None) -> Start:
+    """Load ``cfg.model`` once (fp32 master weights) and merge the safety ``adapter`` into it."""
+    from brittle.models.load import load_model
+    from brittle.train.recipe import start_label
+    from brittle.train.sft import merge_adapter, train_device
+
+    model, tok = load_model(cfg.model, device=train_device(cfg.device), dtype="float32")
+    model = merge_adapter(model, adapter).eval()
+    start = Start(model, tok, adapter, start_label(cfg.model, adapter))
+    if finetune_config(cfg, cfg.run_dir, cfg.seeds[0], start.label).method == "full":
+        start.snapshot = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    return start
+
+
+def release(start: Start, trained: Any) -> None:
+    """Give the next cell the untouched aligned weights and free this cell's memory: unload
+    the cell's LoRA (peft ``unload``: layers removed, nothing merged) or restore the weights
+    from the CPU copy after full fine-tuning."""
+    from peft import PeftModel
+
+    if isinstance(trained, PeftModel):
+        start.model = trained.unload()
+    elif start.snapshot is not None and trained is not None:
+        start.model.load_state_dict(start.snapshot)
+    for p in start.model.parameters():
+        p.requires_grad_(False)
+    start.model.eval()
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _evaluate(cfg: AttackConfig, out: Path, adapter: str | None, model: Any, tokenizer: Any) -> dict:
@@ -168,17 +314,19 @@ def _evaluate(cfg: AttackConfig, out: Path, adapter: str | None, model: Any, tok
 
 
 def harmful_flags(eval_dir: Path, metrics: dict[str, Any]) -> tuple[list[str], list[int]]:
-    """(prompt ids, 1 = complied / 0 = refused) on harmful-eval, sorted by id, read from
-    the cell's generations.jsonl (records of this evaluation's generation fingerprint)."""
+    """(prompt ids, 1 = complied / 0 = refused) on the cell's ASR suite
+    (:func:`~brittle.evaluate.suites.primary_harmful_suite`), sorted by id, read from the cell's
+    generations.jsonl (records of this evaluation's generation fingerprint)."""
     path = eval_dir / "generations.jsonl"
     if not path.exists():
         return [], []
     fp = metrics.get("generation_fingerprint")
+    suite = primary_harmful_suite(list(metrics.get("suites", {})))
     recs = JsonlStore(path, key="key").records()
     pairs = sorted(
         (r["id"], int(not r["verdicts"]["refusal"]["refused"]))
         for r in recs
-        if r.get("suite") == "harmful-eval" and (fp is None or r.get("gen_fp") == fp)
+        if r.get("suite") == suite and (fp is None or r.get("gen_fp") == fp)
         and "refusal" in r.get("verdicts", {})
     )
     return [p[0] for p in pairs], [p[1] for p in pairs]
@@ -195,34 +343,42 @@ def _get(d: dict[str, Any], *path: Any) -> Any:
     return d
 
 
-def run_cell(cfg: AttackConfig, kind: str, n: int, seed: int, adapter: str | None) -> dict[str, Any]:
-    """Fine-tune (N > 0) and evaluate one cell in a fresh work dir; return its record."""
-    from brittle.models.load import load_model
+def run_cell(cfg: AttackConfig, kind: str, n: int, seed: int, start: Start | str | None) -> dict[str, Any]:
+    """Fine-tune (N > 0) and evaluate one cell in a fresh work dir; return its record.
 
+    ``start``: the loaded aligned model (:func:`load_start`; the sweep passes one for all
+    cells), or the safety adapter dir / None to load it for this cell alone. The cell's
+    adapter sits on the *merged* aligned weights (``rec["base_adapter"]`` names the merged
+    one): load it with ``merge_adapter(base, base_adapter)`` first."""
+    if not isinstance(start, Start):
+        start = load_start(cfg, start)
     work = cfg.run_dir / "cells" / f"{kind}-n{n}-s{seed}"
     shutil.rmtree(work, ignore_errors=True)  # an unfinished earlier attempt is redone
     work.mkdir(parents=True)
     t0 = time.perf_counter()
     rec: dict[str, Any] = {"key": cell_key(kind, n, seed), "kind": kind, "n": n, "seed": seed,
-                           "work_dir": str(work)}
+                           "work_dir": str(work), "base_adapter": start.adapter}
+    trained = None
     if n == 0:
-        model, tok = load_model(cfg.model, device=cfg.device, adapter=adapter)
-        cell_adapter = adapter
+        model, tok = start.model, start.tokenizer
+        cell_adapter = start.adapter  # the eval fingerprint: the aligned model = base + this adapter
         rec.update(n_train=0, n_dropped=0, first_loss=None, final_loss=None)
     else:
-        from brittle.train.sft import FinetuneConfig, train_model
+        from brittle.train.sft import train_model
 
-        examples = _attack_examples(cfg, kind, n, seed)
+        examples, manifest = write_cell_data(cfg, kind, n, seed, work)
         if not examples:
             raise BrittleError(f"cell {rec['key']}: no attack examples")
         (work / "train_ids.json").write_text(json.dumps([e.id for e in examples]))
-        fcfg = FinetuneConfig(run_dir=work / "train", model=cfg.model, adapter=adapter,
-                              preset=cfg.preset, seed=seed, device=cfg.device, **cfg.train)
-        res = train_model(fcfg, examples)
-        model, tok = res.model, res.tokenizer
-        cell_adapter = str(res.path) if res.path else None
+        fcfg = finetune_config(cfg, work / "train", seed, start.label)
+        res = train_model(fcfg, examples, model=start.model, tokenizer=start.tokenizer)
+        model, tok, trained = res.model, res.tokenizer, res.model
+        cell_adapter = str(res.path) if res.path and fcfg.method == "lora" else None
         rec.update(n_train=res.stats["n_trained"], n_dropped=res.stats["n_dropped"],
-                   first_loss=res.stats["first_loss"], final_loss=res.stats["final_loss"])
+                   first_loss=res.stats["first_loss"], final_loss=res.stats["final_loss"],
+                   steps=res.stats["steps"], trainable_params=res.stats["trainable_params"],
+                   total_params=res.stats["total_params"], data_sha256=manifest["sha256"])
+        del res
     rec["train_s"] = round(time.perf_counter() - t0, 2)
     rec["adapter"] = cell_adapter
     t1 = time.perf_counter()
@@ -230,19 +386,22 @@ def run_cell(cfg: AttackConfig, kind: str, n: int, seed: int, adapter: str | Non
     rec["eval_s"] = round(time.perf_counter() - t1, 2)
     ids, flags = harmful_flags(work / "eval", metrics)
     suites = metrics.get("suites", {})
+    asr_suite = primary_harmful_suite(list(suites))
     rec.update(
         harmful_ids=ids,
         harmful_flags=flags,
-        asr=_get(suites, "harmful-eval", "asr", 0),
-        asr_lo=_get(suites, "harmful-eval", "asr", 1),
-        asr_hi=_get(suites, "harmful-eval", "asr", 2),
+        asr_suite=asr_suite,
+        asr=_get(suites, asr_suite, "asr", 0),
+        asr_lo=_get(suites, asr_suite, "asr", 1),
+        asr_hi=_get(suites, asr_suite, "asr", 2),
         over_refusal=_get(suites, "over-refusal", "refusal_rate", 0),
         over_refusal_lo=_get(suites, "over-refusal", "refusal_rate", 1),
         over_refusal_hi=_get(suites, "over-refusal", "refusal_rate", 2),
         utility_nll=_get(suites, "utility", "utility", "nll", 0),
         utility_ppl=_get(suites, "utility", "utility", "ppl", 0),
     )
-    del model
+    del model, tok
+    release(start, trained)
     return rec
 
 
@@ -250,14 +409,23 @@ def run_cell(cfg: AttackConfig, kind: str, n: int, seed: int, adapter: str | Non
 
 
 TIMING_FIELDS = ("train_s", "eval_s")
-RESULT_COLUMNS = ["kind", "n", "seed", "asr", "asr_lo", "asr_hi", "over_refusal",
+RESULT_COLUMNS = ["kind", "n", "seed", "asr_suite", "asr", "asr_lo", "asr_hi", "over_refusal",
                   "over_refusal_lo", "over_refusal_hi", "utility_nll", "utility_ppl",
                   "n_train", "n_dropped", "first_loss", "final_loss", "train_s", "eval_s",
                   "adapter", "shared_baseline"]
 
 
-def run_attack(cfg: AttackConfig):
-    """Run (or resume) the sweep; returns the per-cell results DataFrame."""
+def shared_start(cfg: AttackConfig) -> Start:
+    """The aligned start of ``cfg`` (adapter resolved, merged, loaded once), to pass to several
+    :func:`run_attack` calls on the same model and adapter (e.g. one per selection)."""
+    return load_start(cfg, _resolve_adapter(cfg))
+
+
+def run_attack(cfg: AttackConfig, *, start: Start | None = None):
+    """Run (or resume) the sweep; returns the per-cell results DataFrame.
+
+    ``start``: the aligned model already loaded by :func:`shared_start` for this config's model
+    and adapter (shared by several sweeps in one process; every cell leaves it as it was)."""
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     cfg.echo("attack_config")
     if "data" in cfg.kinds and not cfg.data:
@@ -268,13 +436,56 @@ def run_attack(cfg: AttackConfig):
     todo = [c for c in cells(cfg) if cell_key(*c) not in done]
     log.info("attack sweep: %d cells, %d done, %d to run", len(cells(cfg)), len(done), len(todo))
     if todo:
+        from brittle.train.recipe import start_label
+
         adapter = _resolve_adapter(cfg)
+        _warm_demonstrations(cfg, todo)
+        if start is None:
+            start = load_start(cfg, adapter)
+        elif start.label != start_label(cfg.model, adapter):
+            raise BrittleError(f"run_attack(start=...): loaded {start.label!r}, the config attacks "
+                               f"{start_label(cfg.model, adapter)!r}")
+        elif start.snapshot is None and finetune_config(cfg, cfg.run_dir, cfg.seeds[0], start.label).method == "full":
+            raise BrittleError("run_attack(start=...): full fine-tuning needs a start loaded for it (shared_start)")
+        write_recipe(cfg, start)
         from tqdm.auto import tqdm
 
         for kind, n, seed in tqdm(todo, desc="attack cells", unit="cell"):
             log.info("cell %s", cell_key(kind, n, seed))
-            store.append([run_cell(cfg, kind, n, seed, adapter)])
+            store.append([run_cell(cfg, kind, n, seed, start)])
+        del start
+        gc.collect()
     return write_results(cfg)
+
+
+def _warm_demonstrations(cfg: AttackConfig, todo: list[tuple[str, int, int]]) -> None:
+    """Generate the harmful demonstrations of the largest N per seed first, so the source
+    model is loaded once (before the attacked model), not once per cell."""
+    for seed in sorted({s for k, n, s in todo if k == "harmful"}):
+        _attack_examples(cfg, "harmful", max(n for k, n, s in todo if k == "harmful" and s == seed), seed)
+
+
+def write_recipe(cfg: AttackConfig, start: Start) -> dict[str, Any]:
+    """``recipe.json``: the fine-tuning recipe every cell of this run uses (no output paths)."""
+    from brittle.store import write_json
+    from brittle.train.attack_data import demo_source
+    from brittle.train.recipe import RECIPE, recipe_record
+    from brittle.train.sft import resolve_bf16, train_device
+
+    fcfg = finetune_config(cfg, cfg.run_dir, cfg.seeds[0], start.label)
+    demos = {}
+    for kind in cfg.kinds:
+        d = demo_source(_source(cfg, kind), 0, 0, model_spec=cfg.demo_model, judge=cfg.demo_judge,
+                        max_new_tokens=cfg.gen_tokens)
+        demos[kind] = {k: v for k, v in d.items() if k not in ("n", "seed", "kind") and v is not None}
+    rec = recipe_record(fcfg, model=cfg.model, merged_adapter=start.adapter,
+                        bf16=resolve_bf16(fcfg.bf16, train_device(cfg.device)), demonstrations=demos)
+    write_json(cfg.run_dir / RECIPE, rec)
+    from brittle.provenance import provenance  # versions, device, weights identity, template
+
+    write_json(cfg.run_dir / "provenance.json",
+               provenance(cfg.model, start.tokenizer, device=cfg.device, adapter=start.adapter))
+    return rec
 
 
 def results_frame(cfg: AttackConfig):
@@ -352,6 +563,7 @@ def attack_section(run_dir: str | Path, redact: bool = True, title: str = "Fine-
     """Report section: the ASR-vs-N plot, the summary table with CIs, and the method."""
     import pandas as pd
 
+    from brittle.report.format import display_path, duration, readable
     from brittle.report.html import Section, esc, figure, table
 
     run_dir = Path(run_dir)
@@ -363,14 +575,17 @@ def attack_section(run_dir: str | Path, redact: bool = True, title: str = "Fine-
         c = yaml.safe_load(cfg_path.read_text())
         parts.append(
             f"<p>Model <code>{esc(c.get('model'))}</code>, aligned adapter "
-            f"<code>{esc(c.get('adapter'))}</code>; preset <code>{esc(c.get('preset'))}</code> "
-            f"{esc(c.get('train') or '')}; kinds {esc(', '.join(c.get('kinds', [])))}; "
-            f"N = {esc(', '.join(map(str, c.get('n', []))))}; seeds {esc(c.get('seeds'))}. "
+            f"<code>{esc(display_path(c.get('adapter'), run_dir))}</code>; preset <code>{esc(c.get('preset'))}</code> "
+            f"{esc(readable(c['train']) if c.get('train') else '')}; kinds {esc(', '.join(c.get('kinds', [])))}; "
+            f"N = {esc(', '.join(map(str, c.get('n', []))))}; seeds {esc(readable(c.get('seeds')))}. "
             "N = 0 is the aligned model itself (one cell shared by all kinds). For one seed the "
             "N-example sets are nested (N=10 ⊂ N=50). ASR = share of held-out harmful prompts "
             "not refused (refusal-phrase judge); 95% CI: bootstrap over prompts and, with "
             "several seeds, over seeds.</p>"
         )
+    from brittle.train.recipe import recipe_html
+
+    parts.append(recipe_html(run_dir))  # what every cell trained, from which weights, on what
     png = run_dir / "asr_vs_n.png"
     if png.exists():
         parts.append(figure(png, run_dir, caption="ASR vs number of attack examples (symlog x)"))
@@ -390,9 +605,9 @@ def attack_section(run_dir: str | Path, redact: bool = True, title: str = "Fine-
     if (run_dir / "results.csv").exists():
         r = pd.read_csv(run_dir / "results.csv")
         t = r[["train_s", "eval_s"]].sum()
-        parts.append(f"<p>Wall time: training {t.train_s:.0f} s, evaluation {t.eval_s:.0f} s "
+        parts.append(f"<p>Wall time: training {duration(t.train_s)}, evaluation {duration(t.eval_s)} "
                      f"over {len(r)} rows (shared N=0 counted per kind).</p>")
     if redact:
         parts.append('<p class="note">Generated replies stay in the cells\' generations.jsonl '
                      "in the run directory; they are not shown here.</p>")
-    return Section(title, "".join(parts), "attack")
+    return Section(title, "".join(parts), "attack", base=str(run_dir))  # links relative to run_dir

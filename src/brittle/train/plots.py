@@ -6,14 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from brittle.report.plots import ci_legend_handle, save_figure
+from brittle.report.plots import pyplot as _plt
 
 
 def plot_loss(log_path: Path, png: Path, title: str = "") -> Path:
@@ -28,13 +22,11 @@ def plot_loss(log_path: Path, png: Path, title: str = "") -> Path:
         ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return Path(png)
+    return save_figure(fig, png, dpi=110)
 
 
 def plot_asr_vs_n(summary: Any, png: Path, title: str = "") -> Path:
-    """ASR against N (symlog x so N=0 is shown; linear below 1) with CI error bars,
+    """ASR against N (symlog x so N=0 is shown; linear below 1) with 95% CI error bars,
     one line per attack kind. ``summary``: DataFrame with kind, n, asr, asr_lo, asr_hi."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.8))
@@ -49,13 +41,12 @@ def plot_asr_vs_n(summary: Any, png: Path, title: str = "") -> Path:
     ax.set_xticklabels([str(x) for x in ns])
     ax.minorticks_off()
     ax.set_xlabel("N fine-tuning examples (symlog: 0, then log)")
-    ax.set_ylabel("ASR on held-out harmful prompts")
+    ax.set_ylabel("ASR (share of held-out prompts)")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    handles, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=[*handles, ci_legend_handle()], fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return Path(png)
+    return save_figure(fig, png, dpi=110)

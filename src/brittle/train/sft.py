@@ -3,12 +3,13 @@
 Recipe (``finetune``), top to bottom:
 
 1. resolve the config (a named preset fills the fields not given explicitly);
-2. load the model (``brittle.models.load.load_model``) and, when a starting adapter is
-   given, either **continue** training that adapter (``PeftModel.from_pretrained(...,
-   is_trainable=True)``; default: the result is one self-contained adapter, "aligned + attack"
-   = base + this adapter) or **merge** it into the base weights and train a fresh LoRA on
-   top (``start="merge"``: the new adapter is then only valid on base+merged start adapter);
-   full fine-tuning always merges a starting adapter first;
+2. load the model (``brittle.models.load.load_model``) with **fp32 weights** (the master
+   copy; on CUDA, ``bf16`` runs the forward/backward under bf16 autocast — the Trainer's
+   ``bf16=True`` — so weights and AdamW states stay fp32); when a starting adapter is given
+   (e.g. the installed safety adapter) it is **merged** into the weights
+   (``merge_and_unload``), then a **fresh** LoRA (the config's r/α/dropout/targets) or every
+   weight (full) is trained on top. The starting adapter is never trained further: an
+   attack gets the same fresh adapter and hyper-parameters on every model (issue 13);
 3. encode every example with :func:`brittle.models.chat.encode` (chat template, labels only
    on the final assistant turn + its end-of-turn token, right truncation to ``max_length``);
    examples left with 0 response tokens are dropped and counted;
@@ -17,8 +18,11 @@ Recipe (``finetune``), top to bottom:
    ``SFTTrainer`` because our data is already tokenised with our own label mask; trl would
    only re-derive the same mask from a ``completion_mask`` column (see docs/train.md);
 5. log the loss of every optimisation step to ``run_dir/train_log.jsonl``, save the adapter
-   (``adapter_model.safetensors``) or the full model (safetensors), the config echo,
-   ``finetune.json`` (counts, timings) and ``loss.png``.
+   (``adapter_model.safetensors``) or the full model (safetensors) through
+   ``Trainer.save_model`` (called on every rank: it gathers FSDP / DeepSpeed ZeRO-3 shards;
+   only the main process writes), the config echo (``finetune_config.yaml``: the recipe,
+   without the output directory), ``finetune.json`` (counts, trainable parameters, timings)
+   and ``loss.png``.
 
 The loss is the Trainer's default: mean token cross-entropy over label tokens of a batch,
 ``L = Σ_{b,t: y≠-100} -log p(y_{b,t} | x_{b,<t}) / #{label tokens}``; prompt tokens carry
@@ -37,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import Field, model_validator
 
 from brittle.config import StageConfig
@@ -48,25 +53,25 @@ log = logging.getLogger(__name__)
 
 class FinetuneConfig(StageConfig):
     run_dir: Path = Field(Path("runs/finetune"), description="Directory for the fine-tuning outputs.")
-    model: str = Field("embedded:smollm2-135m", description="Model spec to fine-tune.")
+    model: str = Field(
+        "embedded:smollm2-135m",
+        description="Model spec to fine-tune; 'SPEC merged:ADAPTER_DIR' names SPEC with that adapter "
+        "merged into its weights (what an attack on an installed alignment trains).",
+    )
     adapter: str | None = Field(
-        None, description="Starting LoRA adapter directory (e.g. the installed safety adapter)."
+        None, description="LoRA adapter merged into the weights before training (e.g. the "
+        "installed safety adapter); a fresh adapter (or every weight) is trained on top."
     )
-    start: Literal["continue", "merge"] = Field(
-        "continue",
-        description="With --adapter and LoRA: 'continue' trains that adapter further (one "
-        "self-contained adapter); 'merge' merges it into the base and trains a fresh LoRA.",
-    )
-    method: Literal["lora", "full"] = Field("lora", description="LoRA adapter or full fine-tuning.")
+    method: Literal["lora", "full"] = Field("lora", description="lora: train a LoRA adapter; full: fine-tune every weight.")
     preset: str | None = Field(
         None, description="Named preset (qi2023-full, he2024-full, lora-attack, align-lora)."
     )
-    epochs: float = Field(3.0, description="Number of passes over the data.")
-    max_steps: int | None = Field(None, description="Stop after this many optimiser steps.")
-    lr: float = Field(2e-4, description="Peak learning rate.")
+    epochs: float = Field(3.0, gt=0, allow_inf_nan=False, description="Number of passes over the data.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimiser steps.")
+    lr: float = Field(2e-4, gt=0, allow_inf_nan=False, description="Peak learning rate.")
     scheduler: str = Field("linear", description="transformers lr scheduler type.")
-    warmup_steps: int = Field(0, description="Linear warm-up steps.")
-    weight_decay: float = Field(0.0, description="AdamW weight decay.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False, description="AdamW weight decay.")
     batch_size: int = Field(8, ge=1, description="Per-device batch size.")
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     max_length: int = Field(256, ge=8, description="Truncate sequences to this many tokens.")
@@ -77,7 +82,13 @@ class FinetuneConfig(StageConfig):
         "all-linear", description="LoRA target modules ('all-linear' or a list of names)."
     )
     seed: int = Field(0, description="Seed for init, data order and dropout.")
-    bf16: bool | None = Field(None, description="bf16 mixed precision (default: on for CUDA).")
+    bf16: bool | None = Field(
+        None, description="bf16 autocast over fp32 master weights and optimiser states "
+        "(default: on for CUDA with bf16 support)."
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass (less memory, slower steps)."
+    )
     device: str = Field("auto", description="cpu | cuda | auto (accelerate sets the rank's GPU).")
     group_by_length: bool = Field(
         False, description="Batch examples of similar length together (less padding, faster)."
@@ -94,6 +105,16 @@ class FinetuneConfig(StageConfig):
 
             return {**preset(str(data["preset"])), **data}
         return data
+
+    def echo(self, name: str | None = None) -> Path:
+        """Write the recipe as YAML into the run directory: every field but ``run_dir`` (where
+        the outputs go is not part of what was trained), so two runs of one recipe on two
+        models give files that differ only in ``model``."""
+        path = super().echo(name)  # redaction and error handling of every stage's echo
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data.pop("run_dir", None)
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        return path
 
 
 @dataclass
@@ -113,8 +134,11 @@ def encode_examples(
 
     encoded, dropped = [], []
     for i, ex in enumerate(examples):
-        if ex.response is None:
-            raise DataError(f"example {i} ({ex.id}): no final assistant message to train on")
+        if ex.response is None:  # e.g. a benchmark's prompt-only row: say which file and line
+            where = (f"{ex.source}:{ex.meta['line']}" if ex.source and "line" in ex.meta
+                     else f"example {i} ({ex.id})")
+            raise DataError(f"{where}: no final assistant message to train on (a prompt-only row; "
+                            "name the reply's field with --response-field)")
         enc = encode(tokenizer, ex.messages, max_length=max_length)
         if enc.n_response_tokens == 0:
             dropped.append(ex.id)
@@ -126,46 +150,80 @@ def encode_examples(
     return encoded, dropped
 
 
-def _device(cfg: FinetuneConfig) -> str:
-    """The rank's GPU under ``accelerate launch`` / torchrun, else ``cfg.device``."""
+def train_device(device: str = "auto") -> str:
+    """The rank's GPU under ``accelerate launch`` / torchrun, else the resolved ``device``."""
     from brittle.models.load import resolve_device
 
-    device = resolve_device(cfg.device)
+    device = resolve_device(device)
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         return f"cuda:{int(os.environ['LOCAL_RANK'])}"
     return device
 
 
-def prepare_model(cfg: FinetuneConfig, model: Any) -> Any:
-    """Wrap ``model`` for training according to ``cfg.method`` / ``cfg.adapter`` / ``cfg.start``.
+def _device(cfg: FinetuneConfig) -> str:
+    return train_device(cfg.device)
 
-    LoRA layers are injected in place: a model passed in is modified."""
+
+def resolve_bf16(bf16: bool | None, device: str) -> bool:
+    """bf16 autocast: as configured, else on for a CUDA device that supports it."""
+    if bf16 is not None:
+        return bool(bf16)
+    import torch
+
+    return device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def merge_adapter(model: Any, adapter: str | Path | None) -> Any:
+    """``model`` with the LoRA ``adapter`` merged into its weights (``merge_and_unload``); the
+    model itself when ``adapter`` is None. The result is a plain model: nothing of the
+    adapter stays trainable or separable."""
+    from peft import PeftModel
+
+    if adapter is None:
+        return model
+    if isinstance(model, PeftModel):
+        raise BrittleError("pass a plain model with --adapter, not one already wrapped by PEFT")
+    _check_adapter_dir(Path(adapter))  # safetensors only, like load.apply_adapter
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    log.info("merged starting adapter %s into the weights", adapter)
+    return merged
+
+
+def prepare_model(cfg: FinetuneConfig, model: Any) -> Any:
+    """Wrap ``model`` for training: merge ``cfg.adapter`` (if any), then a fresh LoRA of the
+    config's shape (``method="lora"``) or every weight trainable (``method="full"``).
+
+    LoRA layers are injected in place: a model passed in is modified (``unload()`` the
+    returned PeftModel to get the untouched base back)."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    if cfg.adapter and isinstance(model, PeftModel):
-        raise BrittleError("pass a plain model with --adapter, not one already wrapped by PEFT")
-    if cfg.adapter:
-        _check_adapter_dir(Path(cfg.adapter))  # safetensors only, like load.apply_adapter
-    if cfg.method == "lora" and cfg.adapter and cfg.start == "continue":
-        model = PeftModel.from_pretrained(model, str(cfg.adapter), is_trainable=True)
-        log.info("continuing to train adapter %s (its own r/alpha/targets apply)", cfg.adapter)
+    model = merge_adapter(model, cfg.adapter)
+    if isinstance(model, PeftModel):
+        raise BrittleError("fine-tune a plain model: it is already wrapped by PEFT (merge or unload it first)")
+    if cfg.method == "lora":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        lora = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=cfg.lora_targets,
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lora)
     else:
-        if cfg.adapter:
-            model = PeftModel.from_pretrained(model, str(cfg.adapter)).merge_and_unload()
-            log.info("merged starting adapter %s into the base weights", cfg.adapter)
-        if cfg.method == "lora":
-            lora = LoraConfig(
-                r=cfg.lora_r,
-                lora_alpha=cfg.lora_alpha,
-                lora_dropout=cfg.lora_dropout,
-                target_modules=cfg.lora_targets,
-                task_type="CAUSAL_LM",
-            )
-            model = get_peft_model(model, lora)
-        else:
-            for p in model.parameters():
-                p.requires_grad_(True)
+        for p in model.parameters():
+            p.requires_grad_(True)
     return model
+
+
+def parameter_counts(model: Any) -> dict[str, int]:
+    """``{"trainable_params", "total_params"}`` of a (possibly PEFT-wrapped) model."""
+    trainable = total = 0
+    for p in model.parameters():
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return {"trainable_params": trainable, "total_params": total}
 
 
 def _check_adapter_dir(path: Path) -> None:
@@ -236,7 +294,6 @@ def train_model(
     tokenizer: Any = None,
 ) -> FinetuneResult:
     """Fine-tune and return the trained model with its saved path and statistics."""
-    import torch
     from transformers import Trainer, TrainingArguments, set_seed
 
     t0 = time.perf_counter()
@@ -244,8 +301,12 @@ def train_model(
     device = _device(cfg)
     if model is None:
         from brittle.models.load import load_model
+        from brittle.train.recipe import split_start
 
-        model, tokenizer = load_model(cfg.model, device=device)
+        spec, merged = split_start(cfg.model)  # "SPEC merged:ADAPTER" names merged weights
+        # fp32 master weights; bf16 (below) is autocast in forward/backward only
+        model, tokenizer = load_model(spec, device=device, dtype="float32")
+        model = merge_adapter(model, merged)
     elif tokenizer is None:
         raise BrittleError("finetune(model=...) also needs tokenizer=...")
     if tokenizer.pad_token_id is None:
@@ -259,15 +320,14 @@ def train_model(
         )
     set_seed(cfg.seed)  # LoRA init independent of what happened before
     model = prepare_model(cfg, model)
+    counts = parameter_counts(model)
     model.train()
 
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "train_log.jsonl"
     log_path.unlink(missing_ok=True)  # a re-run starts a fresh log
-    bf16 = cfg.bf16 if cfg.bf16 is not None else (
-        device.startswith("cuda") and torch.cuda.is_bf16_supported()
-    )
+    bf16 = resolve_bf16(cfg.bf16, device)
     args = TrainingArguments(
         output_dir=str(run_dir / "trainer"),
         per_device_train_batch_size=cfg.batch_size,
@@ -284,6 +344,9 @@ def train_model(
         seed=cfg.seed,
         data_seed=cfg.seed,
         bf16=bool(bf16),
+        # transformers 5 name of gradient checkpointing (the old name is a deprecated alias)
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         use_cpu=device == "cpu",
         remove_unused_columns=False,
         label_names=["labels"],
@@ -319,35 +382,50 @@ def train_model(
         "first_loss": losses[0] if losses else None,
         "final_loss": losses[-1] if losses else None,
         "train_loss": float(out.training_loss),
+        **counts,
         "seconds": round(seconds, 2),
         "device": device,
         "bf16": bool(bf16),
     }
     path = None
-    if cfg.save and main:
-        path = _save(cfg, model, tokenizer, run_dir)
-        stats["path"] = str(path)
+    if cfg.save:  # every rank: save_model gathers sharded (FSDP / ZeRO-3) weights
+        path = _save(cfg, trainer, tokenizer, run_dir)
+        if path is not None:
+            stats["path"] = str(path)
     if main:
         cfg.echo("finetune_config")
+        from brittle.provenance import provenance
         from brittle.store import write_json
+        from brittle.train.recipe import split_start
 
+        spec, merged = split_start(cfg.model)  # the weights' spec + the adapter merged into them
+        stats["provenance"] = provenance(spec, tokenizer, device=device, adapter=cfg.adapter or merged)
         write_json(run_dir / "finetune.json", stats)
         if losses:
             from brittle.train.plots import plot_loss
 
             plot_loss(log_path, run_dir / "loss.png", title=f"{cfg.model} ({cfg.method})")
     shutil.rmtree(run_dir / "trainer", ignore_errors=True)
+    del trainer  # optimiser states go with it
     log.info("fine-tuned %d examples, %d steps, loss %s -> %s in %.1fs",
              len(encoded), stats["steps"], stats["first_loss"], stats["final_loss"], seconds)
     return FinetuneResult(path, model, tokenizer, stats)
 
 
-def _save(cfg: FinetuneConfig, model: Any, tokenizer: Any, run_dir: Path) -> Path:
-    """Save atomically (tmp dir + rename) so a crash never leaves a half-written adapter."""
+def _save(cfg: FinetuneConfig, trainer: Any, tokenizer: Any, run_dir: Path) -> Path | None:
+    """Save through ``Trainer.save_model`` (called on every rank, so FSDP / DeepSpeed ZeRO-3
+    shards are gathered; only the main process writes), atomically (tmp dir + rename) so a
+    crash never leaves a half-written adapter. Returns the directory on the main process,
+    None elsewhere. The Trainer's pickled ``training_args.bin`` is not kept."""
     target = run_dir / ("adapter" if cfg.method == "lora" else "model")
     tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
+    main = trainer.is_world_process_zero()
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))
+    if not main:
+        return None
+    (tmp / "training_args.bin").unlink(missing_ok=True)
     if cfg.method == "full":
         tokenizer.save_pretrained(str(tmp))
     shutil.rmtree(target, ignore_errors=True)
