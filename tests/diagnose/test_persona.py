@@ -72,6 +72,8 @@ def test_refusal_rate_per_persona_and_spread(tmp_path):
     rates = {(r.suite, r.persona): r.refusal_rate for r in s.itertuples()}
     assert rates[("harmful", "teen")] == 1.0 and rates[("harmful", "old")] == 0.0
     assert rates[("harmful", BASELINE_ID)] == 0.0
+    teen = s[(s["suite"] == "harmful") & (s["persona"] == "teen")].iloc[0]
+    assert 0 < teen["lo"] < 1 == teen["hi"]  # Wilson interval at 100%, not a [1, 1] bootstrap
     spread = persona_spread(s)
     assert spread["harmful"]["spread"] == 1.0
     assert spread["harmful"]["max_persona"] == "teen"

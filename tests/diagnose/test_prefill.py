@@ -46,6 +46,8 @@ def test_asr_curve_rises_with_k(tiny_tok, tmp_path):
     assert curve["k"].tolist() == [0, 1, 20]
     assert curve["asr"].tolist() == [0.0, 0.0, 1.0]
     assert curve["n"].tolist() == [4, 4, 4]
+    z2 = 1.959963984540054 ** 2  # Wilson 95%: 0/4 -> [0, z²/(4+z²)], 4/4 -> [4/(4+z²), 1]
+    assert curve["hi"].tolist()[0] == pytest.approx(z2 / (4 + z2)) and curve["lo"].tolist()[2] == pytest.approx(4 / (4 + z2))
     # resume: nothing is regenerated, same result
     backend2 = ScriptedBackend(threshold=10)
     df2 = run_prefill(backend2, tiny_tok, EXAMPLES, StartRefusalJudge(), ks=(0, 1, 20),

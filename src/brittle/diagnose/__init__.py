@@ -3,8 +3,9 @@ persona sensitivity and MAGPIE self-synthesis.
 
 * :mod:`brittle.diagnose.kl` — ``per_token_kl(model_p, model_q, tok, examples)``
 * :mod:`brittle.diagnose.prefill` — ``run_prefill(backend, tok, examples, judge)``
-* :mod:`brittle.diagnose.refusal_direction` — ``extract_direction``, ``directional_ablation``,
+* :mod:`brittle.diagnose.refusal_direction` — ``directional_ablation``, ``activation_addition``,
   ``compare_refusal_direction``
+* :mod:`brittle.diagnose.direction_select` — ``select_direction`` (Arditi et al.'s bypass / induce / KL)
 * :mod:`brittle.diagnose.persona` — ``load_personas``, ``build_persona_prompts``, ``run_persona``
 * :mod:`brittle.diagnose.synth` — ``synthesize``, ``harmful_share``
 * :mod:`brittle.diagnose.run` — ``DiagnoseConfig``, ``run_diagnose``
@@ -21,7 +22,8 @@ _EXPORTS = {
     "per_token_kl": "brittle.diagnose.kl",
     "AdapterView": "brittle.diagnose.kl",
     "run_prefill": "brittle.diagnose.prefill",
-    "extract_direction": "brittle.diagnose.refusal_direction",
+    "select_direction": "brittle.diagnose.direction_select",
+    "activation_addition": "brittle.diagnose.refusal_direction",
     "directional_ablation": "brittle.diagnose.refusal_direction",
     "compare_refusal_direction": "brittle.diagnose.refusal_direction",
     "run_persona": "brittle.diagnose.persona",

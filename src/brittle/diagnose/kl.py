@@ -231,12 +231,12 @@ def plot_kl(curves: dict[str, Any], path: Any, *, title: str = "Per-token KL") -
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for label, df in curves.items():
         ax.plot(df["position"], df["mean"], marker=".", label=label)
-        ax.fill_between(df["position"], df["lo"], df["hi"], alpha=0.2)
+        ax.fill_between(df["position"], df["lo"], df["hi"], alpha=0.2, label=f"{label}: 95% CI")
     ax.set_xlabel("response token position k")
-    ax.set_ylabel("KL (nats)")
+    ax.set_ylabel("mean KL per token (nats)")
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    from brittle.report.plots import save_figure
+
+    return save_figure(fig, path, dpi=120)

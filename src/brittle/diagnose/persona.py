@@ -2,7 +2,7 @@
 
 The same prompts are sent once per persona statement (``resources/diagnose/personas.yaml``:
 ``template.format(persona=statement, prompt=prompt)``, plus an unprefixed ``none``
-baseline); the refusal rate per persona and suite comes with a bootstrap CI, and the
+baseline); the refusal rate per persona and suite comes with a Wilson 95% interval, and the
 spread = max − min refusal rate over personas (baseline included) per suite.
 """
 
@@ -135,11 +135,11 @@ def persona_summary(df: Any, *, n_boot: int = 1000, seed: int = 0) -> Any:
     """DataFrame(suite, persona, group, refusal_rate, lo, hi, n), one row per pair."""
     import pandas as pd
 
-    from brittle.diagnose.stats import bootstrap_mean_ci
+    from brittle.diagnose.stats import proportion_ci
 
     rows = []
     for (suite, persona), g in df.groupby(["suite", "persona"], sort=False):
-        m, lo, hi = bootstrap_mean_ci(g["refused"].astype(float).to_numpy(), n_boot=n_boot, seed=seed)
+        m, lo, hi = proportion_ci(g["refused"].astype(float).to_numpy())  # Wilson 95%
         rows.append({"suite": suite, "persona": persona, "group": g["group"].iloc[0],
                      "refusal_rate": m, "lo": lo, "hi": hi, "n": len(g)})
     return pd.DataFrame(rows)
@@ -175,10 +175,10 @@ def plot_personas(summary: Any, path: Any) -> Any:
         err = [g["refusal_rate"] - g["lo"], g["hi"] - g["refusal_rate"]]
         ax.barh(g["persona"], g["refusal_rate"], xerr=err, capsize=2)
         ax.set_xlim(0, 1)
-        ax.set_xlabel("refusal rate")
+        ax.set_xlabel("refusal rate (share of prompts; bars: 95% CI)")
         ax.set_title(str(suite))
         ax.invert_yaxis()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    from brittle.report.plots import save_figure
+
+    return save_figure(fig, path, dpi=120)

@@ -126,15 +126,16 @@ def run_prefill(
 
 
 def asr_curve(df: Any, *, n_boot: int = 1000, seed: int = 0) -> Any:
-    """DataFrame(k, asr, lo, hi, n): share complied per k (unscored samples dropped)."""
+    """DataFrame(k, asr, lo, hi, n): share complied per k (unscored samples dropped), with
+    a Wilson 95% interval (``n_boot`` is unused, kept for callers)."""
     import pandas as pd
 
-    from brittle.diagnose.stats import bootstrap_mean_ci
+    from brittle.diagnose.stats import proportion_ci
 
     rows = []
     for k, g in df.groupby("k"):
         vals = [float(v) for v in g["complied"] if v is not None and not pd.isna(v)]
-        m, lo, hi = bootstrap_mean_ci(vals, n_boot=n_boot, seed=seed + int(k))
+        m, lo, hi = proportion_ci(vals)
         rows.append({"k": int(k), "asr": m, "lo": lo, "hi": hi, "n": len(vals)})
     return pd.DataFrame(rows).sort_values("k").reset_index(drop=True)
 
@@ -149,14 +150,14 @@ def plot_asr(curves: dict[str, Any], path: Any, *, title: str = "Prefilling atta
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for label, df in curves.items():
         yerr = [df["asr"] - df["lo"], df["hi"] - df["asr"]]
-        ax.errorbar(df["k"], df["asr"], yerr=yerr, marker="o", capsize=3, label=label)
+        ax.errorbar(df["k"], df["asr"], yerr=yerr, marker="o", capsize=3, label=f"{label} (95% CI)")
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlabel("prefilled harmful tokens k")
-    ax.set_ylabel("ASR")
+    ax.set_ylabel("ASR (share of harmful prompts)")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    from brittle.report.plots import save_figure
+
+    return save_figure(fig, path, dpi=120)

@@ -59,12 +59,7 @@ def diagnose_section(run_dir: str | Path, title: str = "Why alignment is shallow
 
     rd = res.get("direction") or {}
     if rd:
-        cols = ["model", "harmful_proj_mean", "harmless_proj_mean", "refusal_rate", "ablated_refusal_rate"]
-        rows = [{c: r.get(c, "") for c in cols} for r in rd.get("models", [])]
-        head = (f"<h3>Refusal direction (Arditi et al. 2024)</h3><p>layer {esc(rd.get('layer'))} of "
-                f"{esc(rd.get('n_layers'))}, chosen by held-out {esc(rd.get('method'))}.</p>")
-        parts += [head,
-                  table(rows, cols), _fig(run_dir, "direction.png", "held-out AUC per layer; projections")]
+        parts += _direction_parts(run_dir, rd)
 
     per = res.get("persona") or {}
     if per:
@@ -82,4 +77,65 @@ def diagnose_section(run_dir: str | Path, title: str = "Why alignment is shallow
                  "n": v["n"]} for m, v in syn.items()]
         parts += ["<h3>Self-synthesis (MAGPIE)</h3><p class='note'>Keyword flag: a crude screen.</p>",
                   table(rows)]
-    return Section(title, "".join(parts) or "<p><em>no diagnostics in this run</em></p>", "diagnose")
+    return Section(title, "".join(parts) or "<p><em>no diagnostics in this run</em></p>", "diagnose",
+                   base=str(run_dir))  # figure links are relative to run_dir
+
+
+def _num(x: Any, fmt: str = "{:.3f}") -> str:
+    try:
+        return fmt.format(float(x))
+    except (TypeError, ValueError):
+        return "–"
+
+
+def _rate(r: dict[str, Any], tag: str) -> str:
+    """'p% [lo, hi] (k/n)' of a Wilson-interval rate in a direction row."""
+    if f"{tag}refusal_rate" not in r:
+        return "–"
+    return (f"{_pct(r[f'{tag}refusal_rate'])} {_ci([r[f'{tag}refusal_lo'], r[f'{tag}refusal_hi']])} "
+            f"({r.get(f'{tag}refusal_k')}/{r.get(f'{tag}refusal_n')})")
+
+
+def _effect(r: dict[str, Any], name: str) -> str:
+    if name not in r:
+        return "–"
+    return f"{100 * float(r[name]):+.1f} pp [{100 * float(r[name + '_lo']):+.1f}, {100 * float(r[name + '_hi']):+.1f}]"
+
+
+def _direction_parts(run_dir: Path, rd: dict[str, Any]) -> list[str]:
+    """Refusal direction: the chosen candidate with bypass / induce / KL against the
+    baselines, then per model the judged refusal rates (Wilson 95 % intervals) and the
+    paired effects of ablation and addition (bootstrap 95 % intervals)."""
+    head = ("<h3>Refusal direction (Arditi et al. 2024)</h3><p>Chosen as in the reference code "
+            "(andyrdt/refusal_direction, <code>select_direction.py</code>): candidates = difference of mean "
+            "activations (harmful − harmless train prompts) at every post-instruction position and layer; "
+            "kept if KL on harmless ≤ threshold, induce score ≥ threshold and not in the last layers; "
+            "the lowest bypass score wins. Scores are refusal log-odds of the tokens "
+            f"{esc(', '.join(repr(t) for t in rd.get('refusal_tokens', [])))} at the first reply position, on "
+            f"{esc(rd.get('n_harmful_val'))} + {esc(rd.get('n_harmless_val'))} held-out prompts.</p>")
+    base = rd.get("baseline") or {}
+    if "skipped" in rd:
+        msg = (f"<p><em>no direction chosen: {esc(rd['skipped'])}</em> Baseline refusal scores: harmful "
+               f"{esc(_num(base.get('harmful_refusal_score')))}, harmless "
+               f"{esc(_num(base.get('harmless_refusal_score')))}.</p>")
+        cap = "bypass / induce / KL of every candidate by layer (no candidate passed the filter)"
+        return [head, msg, _fig(run_dir, "direction.png", cap)]
+    sel = [{"layer": f"{rd.get('layer')} of {rd.get('n_layers')}",
+            "position": f"{rd.get('position')} ({rd.get('position_token')!r})",
+            "bypass (harmful, ablated)": f"{_num(rd.get('bypass_score'))} vs {_num(base.get('harmful_refusal_score'))}",
+            "induce (harmless, added)": f"{_num(rd.get('induce_score'))} vs {_num(base.get('harmless_refusal_score'))}",
+            "KL (harmless, ablated)": _num(rd.get("kl"), "{:.4f}"),
+            "candidates kept": f"{rd.get('n_kept')} of {rd.get('n_candidates')}"}]
+    rows = [{"model": r.get("model"), "n": r.get("refusal_n", r.get("harmful_proj_n")),
+             "refusal, harmful": _rate(r, ""), "ablated": _rate(r, "ablated_"),
+             "ablation effect": _effect(r, "ablation_effect"), "refusal, harmless": _rate(r, "harmless_"),
+             "with addition": _rate(r, "added_"), "addition effect": _effect(r, "addition_effect"),
+             "projection gap": _num(r.get("proj_gap"), "{:.2f}")}
+            for r in rd.get("models", [])]
+    note = ("<p class='note'>Refusal rates: greedy replies judged on held-out test prompts (disjoint from the "
+            "prompts that chose the direction), Wilson 95 % intervals; effects: paired differences with "
+            "bootstrap 95 % intervals. The direction is the aligned model's, applied to every model. All "
+            "candidates: <code>direction_candidates.json</code>.</p>")
+    return [head, table(sel), table(rows), note,
+            _fig(run_dir, "direction.png", "bypass / induce / KL of every candidate by layer (one line per "
+                                           "position; dashed: no intervention; dotted: thresholds; shaded: pruned; star: chosen)")]

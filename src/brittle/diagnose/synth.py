@@ -198,12 +198,12 @@ def harmful_looking(text: str, keywords: Sequence[str]) -> str | None:
 
 def harmful_share(instructions: Sequence[str], keywords: Sequence[str] | None = None,
                   *, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
-    """share = (1/n) Σ_i [instruction i matches a keyword], with a bootstrap CI."""
-    from brittle.diagnose.stats import bootstrap_mean_ci
+    """share = (1/n) Σ_i [instruction i matches a keyword], with a Wilson 95% interval."""
+    from brittle.diagnose.stats import proportion_ci
 
     kws = list(keywords) if keywords is not None else load_keywords()
     flags = [float(harmful_looking(t, kws) is not None) for t in instructions]
-    m, lo, hi = bootstrap_mean_ci(flags, n_boot=n_boot, seed=seed)
+    m, lo, hi = proportion_ci(flags)
     return {"harmful_share": m, "lo": lo, "hi": hi, "n": len(flags)}
 
 
