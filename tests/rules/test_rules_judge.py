@@ -94,7 +94,7 @@ def test_endpoint_logprobs_and_sampling_fallback(prompts):
 def _cfg(tmp_path, **kw):
     return RulesJudgeConfig(
         run_dir=tmp_path, n_rules=2, n_scenarios=3, strategies=["none", "narrow", "broad"],
-        panel=["tiny:llama", "tiny:llama?template=swapped"], batch_size=4, **kw,
+        panel=["tiny:llama"], permutations=["default", "swapped"], batch_size=4, **kw,
     )
 
 
@@ -102,7 +102,8 @@ def test_grid_resume_equals_uninterrupted_run(tmp_path, tiny_lm, tiny_tok):
     models = {"tiny:llama": (tiny_lm, tiny_tok)}
     full = run_judge(_cfg(tmp_path / "a"), models=models)
     assert len(full) == 2 * 3 * 3 * 2
-    assert set(full.columns) >= {"rule_id", "scenario_id", "strategy", "judge", "p_comply", "verdict"}
+    assert set(full.columns) >= {"rule_id", "scenario_id", "strategy", "judge", "reader", "p_comply", "verdict"}
+    assert set(full["judge"]) == {"tiny:llama", "tiny:llama?template=swapped"} and set(full["reader"]) == {"tiny:llama"}
     assert full["p_comply"].between(0, 1).all()
     assert set(full["verdict"]) <= {"comply", "violate"}
     # crash: keep 10 records + a partial line, then resume

@@ -17,11 +17,13 @@ from pydantic import Field
 
 from brittle.config import StageConfig
 from brittle.errors import BrittleError
+from brittle.rules.judge import RUN_DIR_HELP
 
 log = logging.getLogger(__name__)
 
 
 class RulesAnalyzeConfig(StageConfig):
+    run_dir: Path = Field(Path("runs/rules"), description=RUN_DIR_HELP)
     judgments: Path | None = Field(None, description="judgments.parquet (default: run_dir/judgments.parquet).")
     strategies_file: Path | None = Field(None, description="Strategies YAML for the leaning tags (default: shipped).")
     mode: str = Field("votes", description="Panel entropy variant: 'votes' or 'mean_p'.")
@@ -62,12 +64,15 @@ def run_analyze(cfg: RulesAnalyzeConfig) -> dict[str, Any]:
 
 
 def _plt():
-    import matplotlib
+    from brittle.report.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    return pyplot()
 
-    return plt
+
+def save_figure(fig, out: Path, dpi: int) -> Path:
+    from brittle.report.plots import save_figure as save
+
+    return save(fig, out, dpi=dpi)
 
 
 def _plot_rule_entropy(t, out: Path) -> Path | None:
@@ -80,9 +85,7 @@ def _plot_rule_entropy(t, out: Path) -> Path | None:
     ax.set_xlim(0, 1)
     ax.set_title("Most ambiguous rules")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)
 
 
 def _plot_flips(fr, out: Path) -> Path | None:
@@ -101,9 +104,7 @@ def _plot_flips(fr, out: Path) -> Path | None:
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < 0.6 else "k", fontsize=8)
     fig.colorbar(im, ax=ax, label="flip rate vs no strategy")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)
 
 
 def _plot_leaning(t, out: Path) -> Path | None:
@@ -122,9 +123,7 @@ def _plot_leaning(t, out: Path) -> Path | None:
     ax.legend()
     ax.set_title("Default leaning")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)
 
 
 def _plot_constraint(t, out: Path) -> Path | None:
@@ -136,9 +135,7 @@ def _plot_constraint(t, out: Path) -> Path | None:
     ax.set_xlabel("mean panel entropy (bits)")
     ax.set_title("Entropy with each interpretive strategy")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)
 
 
 def _short(name: str, n: int = 28) -> str:

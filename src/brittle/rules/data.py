@@ -44,7 +44,19 @@ class Strategy:
     instruction: str
 
 
+def _check_file(path: Path) -> None:
+    """DataError ``path:0: reason`` for a missing file, a directory, a FIFO (never opened:
+    it would block) or a symlink loop."""
+    from brittle.paths import PathError, check_input_file
+
+    try:
+        check_input_file(path, line="0")
+    except PathError as e:
+        raise DataError(str(e)) from None
+
+
 def _read_yaml_list(path: Path, key: str) -> list[Any]:
+    _check_file(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:
@@ -132,8 +144,7 @@ def _row_to_example(row: dict[str, Any], where: str, n: int) -> Example:
 def read_scenarios(path: str | Path | None = None, *, limit: int | None = None) -> list[Example]:
     """Scenarios from JSONL or Parquet (WildChat-style). Bad rows -> ``DataError('path:line: …')``."""
     path = Path(path) if path else shipped("rules/scenarios.jsonl")
-    if not path.exists():
-        raise DataError(f"{path}:0: file not found")
+    _check_file(path)
     out: list[Example] = []
     if path.suffix == ".parquet":
         import pandas as pd

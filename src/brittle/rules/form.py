@@ -1,6 +1,7 @@
 """A standalone HTML form for the human meaning-shift check (He et al. 2025).
 
-One row per revision: original rule, revised rule, entropy before/after, embedding
+One row per revision: original rule, revised rule, entropy before/after (on the report half
+of the scenarios, see :mod:`brittle.rules.split`), embedding
 meaning shift, and a yes/no "meaning shifted?" choice plus a note. "Save" builds a JSON
 file in the browser (no server) and downloads it as ``meaning_shift_labels.json``:
 ``[{"id", "rule_id", "meaning_shifted": "yes"|"no"|null, "note"}]``.
@@ -58,7 +59,8 @@ def form_html(revisions: Sequence[dict[str, Any]], title: str = "Rule refinement
         )
     head = "".join(
         f"<th>{esc(c)}</th>"
-        for c in ("rule", "original", "revised", "entropy before → after", "embedding shift", "kept", "meaning shifted?", "note")
+        for c in ("rule", "original", "revised", "entropy before → after (report half)", "embedding shift", "kept",
+                  "meaning shifted?", "note")
     )
     body = "".join(rows) or '<tr><td colspan="8"><em>no revisions</em></td></tr>'
     return (

@@ -21,6 +21,10 @@ logits are read at each row's last real token. Without prefix sharing, batches a
 left-padded with explicit position ids and read at the last column. Both give the same
 numbers as one-at-a-time scoring (tested).
 
+The panel is readers × answer-order permutations (:mod:`brittle.rules.panel`): every
+record carries its ``judge`` (member: model + template) and its ``reader`` (the model), so
+metrics can pool permutations per reader before measuring disagreement between readers.
+
 Endpoint judges (``openai:<model>@<url>``) use the backend's ``choice_logprobs``; when the
 server returns no log-probs they fall back to sampling ``n`` one-letter answers
 (p_comply = share of "comply" letters among parseable answers; none parseable -> unscored).
@@ -33,21 +37,33 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 from pydantic import Field
 
 from brittle.config import StageConfig
 from brittle.errors import BrittleError
 from brittle.fingerprint import fingerprint
+from brittle.rules.panel import (
+    DEFAULT_PERMUTATIONS,
+    INSTALLED,
+    JudgeMember,
+    expand_panel,
+    resolve_readers,
+)
 from brittle.rules.prompts import JudgePrompt, judge_prompt, render_split, template_hash
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PANEL = ["embedded:smollm2-135m", "embedded:smollm2-135m?template=swapped"]
+DEFAULT_PANEL = [INSTALLED]
+PANEL_HELP = (
+    "Comma-separated readers (judge models): 'installed' (SmolLM2-135M, + Qwen2.5-Coder-0.5B after "
+    "`make qwen`), model specs [?T=2] or openai:<model>@<url>, e.g. installed,openai:gpt-x@http://host/v1; "
+    "each is judged under every permutation."
+)
+PERMUTATIONS_HELP = "Comma-separated answer-order permutations (judge templates) every reader is judged under."
+RUN_DIR_HELP = "Run directory (inputs and outputs of every `rules` stage)."
 
 
 # --------------------------------------------------------------------------- HF scorer
@@ -186,38 +202,6 @@ class OptionScorer:
 
 
 # --------------------------------------------------------------------------- panel members
-@dataclass(frozen=True)
-class JudgeMember:
-    """One panel member. Spec string: ``<model spec>[?template=swapped&T=2]`` where the model
-    spec is ``hf:<spec>`` / a bare model spec (local) or ``openai:<model>@<base_url>``."""
-
-    name: str
-    model: str
-    template: str = "default"
-    temperature: float = 1.0
-
-    @property
-    def kind(self) -> str:
-        return "openai" if self.model.startswith("openai:") else "hf"
-
-    @property
-    def load_spec(self) -> str:
-        return self.model.removeprefix("hf:")
-
-    @classmethod
-    def parse(cls, spec: str) -> JudgeMember:
-        model, _, query = spec.partition("?")
-        opts = dict(parse_qsl(query))
-        unknown = set(opts) - {"template", "T"}
-        if unknown or not model:
-            raise BrittleError(f"bad judge spec {spec!r}: use <model>[?template=NAME&T=FLOAT]")
-        try:
-            temp = float(opts.get("T", 1.0))
-        except ValueError:
-            raise BrittleError(f"bad judge spec {spec!r}: T must be a number") from None
-        return cls(spec, model, opts.get("template", "default"), temp)
-
-
 _LETTER = re.compile(r"^\W*([A-Za-z])\b")
 
 
@@ -257,20 +241,19 @@ def score_endpoint(backend: Any, prompts: Sequence[JudgePrompt], *, n_samples: i
 
 # --------------------------------------------------------------------------- the grid
 class RulesJudgeConfig(StageConfig):
+    run_dir: Path = Field(Path("runs/rules"), description=RUN_DIR_HELP)
     rules: Path | None = Field(None, description="Rules YAML (default: the shipped 56).")
-    rule_ids: list[str] | None = Field(None, description="Only these rule ids.")
+    rule_ids: list[str] | None = Field(None, description="Only these rule ids (comma-separated).")
     n_rules: int | None = Field(None, description="Only the first n rules (after rule_ids).")
     scenarios: str = Field(
         "shipped",
         description="'shipped', a JSONL/Parquet path (WildChat-style), or 'dataset:<name>' (embedded prompts; responses generated).",
     )
     n_scenarios: int | None = Field(None, description="Only the first n scenarios.")
-    strategies: list[str] | None = Field(None, description="Strategy ids (default: all, incl. 'none').")
+    strategies: list[str] | None = Field(None, description="Comma-separated strategy ids (default: all, incl. 'none').")
     strategies_file: Path | None = Field(None, description="Strategies YAML (default: shipped).")
-    panel: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_PANEL),
-        description="Judge specs: <model spec>[?template=NAME&T=FLOAT] or openai:<model>@<url>.",
-    )
+    panel: list[str] = Field(default_factory=lambda: list(DEFAULT_PANEL), description=PANEL_HELP)
+    permutations: list[str] = Field(default_factory=lambda: list(DEFAULT_PERMUTATIONS), description=PERMUTATIONS_HELP)
     responder: str | None = Field(None, description="Model that writes missing responses (default: first local judge).")
     batch_size: int = Field(8, description="Judge batch size.")
     share_prefix: bool = Field(True, description="Reuse the KV cache of the (rule, strategy) prefix.")
@@ -304,9 +287,8 @@ def load_grid(cfg: RulesJudgeConfig, *, models: dict[str, tuple[Any, Any]] | Non
     else:
         scenarios = read_scenarios(None if cfg.scenarios == "shipped" else cfg.scenarios, limit=cfg.n_scenarios)
     if any(s.messages[-1]["role"] != "assistant" for s in scenarios):
-        responder = cfg.responder or next(
-            (JudgeMember.parse(p).load_spec for p in cfg.panel if JudgeMember.parse(p).kind == "hf"), None
-        )
+        local = [JudgeMember.parse(p) for p in resolve_readers(cfg.panel)]
+        responder = cfg.responder or next((m.load_spec for m in local if m.kind == "hf"), None)
         if responder is None:
             raise BrittleError("scenarios need responses: set `responder` to a model spec")
         from brittle.models.backends import make_backend
@@ -337,9 +319,7 @@ def run_judge(cfg: RulesJudgeConfig, *, models: dict[str, tuple[Any, Any]] | Non
     models = dict(models or {})
     rules, scenarios, strategies = load_grid(cfg, models=models)
     _write_scenarios(cfg.run_dir / "scenarios.jsonl", scenarios)
-    members = [JudgeMember.parse(p) for p in cfg.panel]
-    if len({m.name for m in members}) != len(members):
-        raise BrittleError("panel has duplicate judge specs")
+    members = expand_panel(cfg.panel, cfg.permutations)
     store = JsonlStore(cfg.run_dir / "judgments.jsonl", key="key")
     done = store.done()
     grid_keys: list[str] = []
@@ -371,8 +351,9 @@ def run_judge(cfg: RulesJudgeConfig, *, models: dict[str, tuple[Any, Any]] | Non
             n_new += len(part)
     wanted = set(grid_keys)
     recs = [r for r in store.records() if r["key"] in wanted]
-    cols = ["rule_id", "scenario_id", "strategy", "judge", "p_comply", "verdict", "option_mass", "template", "key"]
+    cols = ["rule_id", "scenario_id", "strategy", "judge", "reader", "p_comply", "verdict", "option_mass", "template", "key"]
     df = pd.DataFrame(recs, columns=cols)
+    df["reader"] = df["reader"].fillna(df["judge"].map({m.name: m.reader for m in members}))  # records from before readers
     df.to_parquet(cfg.run_dir / "judgments.parquet", index=False)
     summary = {
         "judgments": len(df),
@@ -381,6 +362,8 @@ def run_judge(cfg: RulesJudgeConfig, *, models: dict[str, tuple[Any, Any]] | Non
         "scenarios": len(scenarios),
         "strategies": [s.id for s in strategies],
         "panel": [m.name for m in members],
+        "readers": list(dict.fromkeys(m.reader for m in members)),
+        "permutations": list(dict.fromkeys(m.template for m in members)),
         "unscored": int(df["p_comply"].isna().sum()),
         "mean_option_mass": float(df["option_mass"].mean()) if len(df) else float("nan"),
     }
@@ -396,6 +379,7 @@ def _record(key, rule, strat, scn, member: JudgeMember, p: float, mass: float) -
         "scenario_id": scn.id,
         "strategy": strat.id,
         "judge": member.name,
+        "reader": member.reader,
         "p_comply": p,
         "verdict": verdict,
         "option_mass": mass,
