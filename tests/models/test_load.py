@@ -23,9 +23,18 @@ def test_pickle_weights_refused_unless_opted_in(tmp_path, tiny_lm, tiny_tok):
     tiny_lm.config.save_pretrained(tmp_path)
     torch.save(tiny_lm.state_dict(), tmp_path / "pytorch_model.bin")
     tiny_tok.save_pretrained(tmp_path)
-    with pytest.raises(BrittleError, match="pickle"):
+    with pytest.raises(BrittleError, match="pickle") as e:
         load_model(str(tmp_path), device="cpu")
+    assert "-M allow_pickle=true" in str(e.value)  # the advice names an option that exists
     model, _ = load_model(str(tmp_path), device="cpu", allow_pickle=True)
+    assert torch.equal(model.lm_head.weight, tiny_lm.lm_head.weight)
+    from brittle.models.model_args import parse_model_args, set_model_args
+
+    set_model_args(parse_model_args("allow_pickle=true"))  # what `-M allow_pickle=true` sets
+    try:
+        model, _ = load_model(str(tmp_path), device="cpu")
+    finally:
+        set_model_args(None)
     assert torch.equal(model.lm_head.weight, tiny_lm.lm_head.weight)
 
 

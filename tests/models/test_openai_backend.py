@@ -218,7 +218,93 @@ def test_urls_and_spec_parsing(monkeypatch):
     with pytest.raises(BrittleError):
         chat_completions_url("h:8000")
     assert parse_openai_spec("llama3:8b@http://127.0.0.1:11434/v1") == ("llama3:8b", "http://127.0.0.1:11434/v1")
-    assert parse_openai_spec("gpt-4o-mini") == ("gpt-4o-mini", "https://api.openai.com/v1")
+    # issue 16.8: no silent fallback to the public API
+    with pytest.raises(BrittleError, match="no endpoint.*https://api.openai.com/v1"):
+        parse_openai_spec("gpt-4o-mini")
     monkeypatch.setenv("BRITTLE_API_KEY_ENV", "JUDGE_KEY")
     b = make_backend("openai:org/model@http://127.0.0.1:9/v1")
     assert (b.model, b.api_key_env, b.name) == ("org/model", "JUDGE_KEY", "openai:org/model@http://127.0.0.1:9/v1")
+
+
+# ---------------------------------------------------------------- issue 16.6 / 16.8
+
+
+def _server_with_content(content):
+    srv = FakeServer()
+    srv.reply = lambda body: {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+    return srv
+
+
+def test_content_as_list_of_text_parts_is_joined():
+    parts = [{"type": "text", "text": "I cannot "}, {"type": "text", "text": "help with that."}]
+    with _server_with_content(parts) as srv:
+        assert _backend(srv.url).generate(CONVS[:1]) == ["I cannot help with that."]
+
+
+@pytest.mark.parametrize("content", [42, {"x": 1}, [{"type": "image_url", "image_url": {"url": "x"}}], [7]])
+def test_content_of_another_type_is_one_clear_error(content):
+    with _server_with_content(content) as srv, pytest.raises(BrittleError, match="reply content") as e:
+        _backend(srv.url).generate(CONVS[:1])
+    assert srv.url.split("/v1")[0] in str(e.value)
+
+
+def test_null_content_uses_the_refusal_field():
+    from brittle.models.openai_backend import reply_text
+
+    assert reply_text({"content": None, "refusal": "I can't."}, "u") == "I can't."
+    assert reply_text({"content": None}, "u") == ""
+
+
+@pytest.mark.parametrize("spec", ["llama3@127.0.0.1:18110", "llama3@localhost:8000/v1", "m@ftp://h/v1"])
+def test_endpoint_without_http_scheme_is_refused_before_any_request(spec, monkeypatch):
+    import httpx
+
+    def boom(*a, **k):  # pragma: no cover - must not be reached
+        raise AssertionError("a request was sent")
+
+    monkeypatch.setattr(httpx.Client, "post", boom)
+    with pytest.raises(BrittleError, match="no scheme|no endpoint"):
+        make_backend(f"openai:{spec}")
+
+
+def test_url_credentials_are_basic_auth_and_redacted_everywhere(monkeypatch, caplog):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    seen = {}
+    with FakeServer(require_key=None) as srv:
+        orig = srv.reply
+
+        def reply(body):
+            return orig(body)
+
+        srv.reply = reply
+        host = srv.url.removeprefix("http://")
+        url = f"http://alice:s3cr3t-pw@{host}"
+        caplog.set_level(logging.DEBUG)
+        b = make_backend(f"openai:m@{url}")
+        out = b.generate(CONVS[:1])
+        seen["auth"] = srv.auth[0]
+    assert out == ["echo: prompt 0"]
+    import base64
+
+    assert seen["auth"] == "Basic " + base64.b64encode(b"alice:s3cr3t-pw").decode()
+    for text in (b.name, b.base_url, repr(b), json.dumps(vars(b), default=str), caplog.text):
+        assert "s3cr3t-pw" not in text and "alice:" not in text
+    assert b.name == f"openai:m@http://***@{host}"
+
+
+def test_request_timeout_and_max_retries_defaults(monkeypatch):
+    from brittle.models import openai_backend as ob
+
+    monkeypatch.setattr(ob, "HTTP_DEFAULTS", dict(ob.HTTP_DEFAULTS))
+    ob.set_http_defaults(timeout=0.2, max_retries=0)
+    with FakeServer(hang_first=1.0) as srv:
+        b = OpenAIBackend("m", srv.url, backoff=0.01)
+        assert (b.timeout, b.max_retries) == (0.2, 0)
+        t0 = time.perf_counter()
+        with pytest.raises(BrittleError, match="giving up after 1 attempts"):
+            b.generate(CONVS[:1])
+        assert time.perf_counter() - t0 < 1.0
+    with pytest.raises(BrittleError):
+        ob.set_http_defaults(timeout=0)
+    with pytest.raises(BrittleError):
+        ob.set_http_defaults(max_retries=-1)

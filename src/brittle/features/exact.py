@@ -47,11 +47,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from brittle.errors import BrittleError
+from brittle.features.exact_cost import choose_linear_mode
 from brittle.features.hooks import (
     Capture,
     capture_linears,
+    embedding_output_requires_grad,
     encode_examples,
     frozen,
+    layer_checkpointing,
     make_batch,
     model_inputs,
     per_example_loss,
@@ -71,9 +74,25 @@ class ExactAnchorConfig(BaseModel):
     batch_size: int = Field(8, ge=1)
     max_length: int | None = None
     mode: Literal["auto", "ghost", "materialize"] = Field(
-        "auto", description="Per linear layer: ghost inner products, materialised G^T X, or cheaper.")
-    materialize_mb: float = Field(512.0, description="Memory for materialised per-example blocks.")
+        "auto", description="Per linear layer: ghost inner products, materialised G^T X, or the cheaper "
+        "by FLOPs + bytes (brittle.features.exact_cost).")
+    materialize_mb: float = Field(
+        512.0, description="Memory budget (MB) for materialised per-example gradient blocks; a layer whose "
+        "single-example block does not fit is always done by ghost sums.")
+    flops_per_byte: float = Field(
+        100.0, ge=0, description="Machine balance used by the auto mode chooser: cost = FLOPs + this × bytes "
+        "(H100 bf16 ~300, CPU ~10).")
     padding_side: Literal["right", "left"] = "right"
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute each decoder layer in backward (reentrant checkpointing): activations "
+        "of only one layer are alive at a time; for long candidates at 7B+.")
+    params: Literal["all", "trainable"] = Field(
+        "all", description="all: full-parameter gradients (reference code); trainable: only the weight "
+        "matrices of the linear layers the attack's LoRA targets (see brittle.features.trainable).")
+    trainable_targets: list[str] | str = Field(
+        "all-linear", description="LoRA target modules of the attack ('all-linear' = every nn.Linear except "
+        "the output layer, as PEFT) — the parameters counted as trainable.")
+    shard_size: int = Field(256, ge=1, description="Candidates per score shard (unit of resume).")
 
 
 @dataclass
@@ -189,9 +208,12 @@ class _Sites:
     scales: dict[str, Any]  # module name -> module with 1-D weight/bias
     pname: dict[int, str]  # id(param) -> canonical parameter name
     uses: dict[str, int]  # parameter name -> number of (module, role) uses
+    own: dict[str, set[str]]  # module name -> its local parameter names that are differentiated
 
 
-def _sites(model: Any) -> _Sites:
+def _sites(model: Any, include: set[str] | None = None) -> _Sites:
+    """Modules whose parameters get per-example gradients; ``include`` restricts them to
+    those parameter names (the others are treated as constants)."""
     from torch import nn
 
     for name, mod in model.named_modules():
@@ -200,9 +222,11 @@ def _sites(model: Any) -> _Sites:
                                "(model = model.merge_and_unload())")
     pname = {id(p): n for n, p in model.named_parameters()}
     covered: dict[str, int] = defaultdict(int)
-    lin, emb, sc = {}, {}, {}
+    lin, emb, sc, owned = {}, {}, {}, {}
     for name, mod in model.named_modules():
         own = dict(mod.named_parameters(recurse=False))
+        if include is not None:
+            own = {k: p for k, p in own.items() if pname[id(p)] in include}
         if not own:
             continue
         if isinstance(mod, nn.Linear):
@@ -213,19 +237,23 @@ def _sites(model: Any) -> _Sites:
             sc[name] = mod
         else:
             continue
+        owned[name] = set(own)
         for p in own.values():
             covered[pname[id(p)]] += 1
-    missing = [n for n in pname.values() if n not in covered]
+    missing = [n for n in pname.values() if n not in covered and (include is None or n in include)]
     if missing:
         raise BrittleError(f"exact-anchor cannot differentiate parameters {missing[:5]} "
                            f"(only Linear, Embedding and 1-D norm parameters are supported)")
-    return _Sites(lin, emb, sc, pname, dict(covered))
+    return _Sites(lin, emb, sc, pname, dict(covered), owned)
 
 
 @contextlib.contextmanager
-def _per_example_scales(mods: dict[str, Any]) -> Iterator[dict[tuple[str, str], tuple[Any, Any]]]:
+def _per_example_scales(
+    mods: dict[str, Any], own: dict[str, set[str]] | None = None
+) -> Iterator[dict[tuple[str, str], tuple[Any, Any]]]:
     """Give every example its own copy of each 1-D parameter (a (B,d) leaf, broadcast)."""
-    saved = {name: dict(m.named_parameters(recurse=False)) for name, m in mods.items()}
+    saved = {name: {k: p for k, p in m.named_parameters(recurse=False) if own is None or k in own[name]}
+             for name, m in mods.items()}
     leaves: dict[tuple[str, str], tuple[Any, Any]] = {}
     handles = []
 
@@ -287,17 +315,19 @@ def per_example_stats(
     anchors: dict[str, Any] | None = None,
     max_response_tokens: int | None = None,
     progress: bool = False,
+    include: set[str] | None = None,
 ) -> tuple[Any, Any]:
     """``(sq_norms[N], dots[N, n])`` of each example's full-parameter gradient.
 
     ``anchors``: parameter name -> Tensor[n, *param.shape] (stacked anchor directions);
     ``dots[:, a] = ⟨g(z), V_a⟩``. All batched; per-example gradients are never stored
-    whole.
+    whole. ``include``: restrict the gradient to these parameter names (the projection
+    P g(z) onto their coordinates); None = all parameters.
     """
     import torch
     from tqdm.auto import tqdm
 
-    sites = _sites(model)
+    sites = _sites(model, include)
     device = next(model.parameters()).device
     cdt = next(model.parameters()).dtype  # GEMMs in the model's dtype
     # per-example sums in float32 (float64 for a float64 model: exact tests)
@@ -308,7 +338,8 @@ def per_example_stats(
                            max_response_tokens=max_response_tokens)
     sq = torch.zeros(len(encs), dtype=f32)
     dots = torch.zeros(len(encs), n_anchor, dtype=f32)
-    budget = cfg.materialize_mb * 2**20 / 4
+    budget = cfg.materialize_mb * 2**20 / 4  # float32 elements (shared parameters)
+    elem = torch.empty((), dtype=cdt).element_size()
 
     state: dict[str, Any] = {}
     pending: dict[str, list] = defaultdict(list)  # tied params: (kind, data) pieces
@@ -337,25 +368,26 @@ def per_example_stats(
         # every weight term without copying g (B×T×V for the lm_head)
         mod = sites.linears[name]
         x, g = x.to(cdt), g.to(cdt)
-        if mod.bias is not None:
+        if "bias" in sites.own[name]:
             add_dense(sites.pname[id(mod.bias)], torch.einsum("bto,bt->bo", g, state["mask"].to(cdt)))
+        if "weight" not in sites.own[name]:
+            return
         p = sites.pname[id(mod.weight)]
         if sites.uses[p] > 1:
             pending[p].append(("linear", (g, x)))
             return
-        T, (o, i) = x.shape[1], mod.weight.shape
-        mode = cfg.mode
-        if mode == "auto":
-            ghost = n_anchor * T * i * o + T * T * (i + o)
-            mat = (T + n_anchor + 1) * i * o
-            mode = "ghost" if ghost <= mat else "materialize"
+        (B, T), (o, i) = x.shape[:2], mod.weight.shape
+        choice = choose_linear_mode(B, T, o, i, n_anchor, elem=elem, budget_bytes=cfg.materialize_mb * 2**20,
+                                    flops_per_byte=cfg.flops_per_byte)
+        mode = choice.mode if cfg.mode == "auto" else cfg.mode
+        state["modes"][mode] += 1
         if mode == "ghost":
             state["sq"] += linear_ghost_sqnorm(g, x).to(f32)
             if anchors is not None:
                 state["dots"] += linear_ghost_dots(g, x, v_of(p)).to(f32)
         else:
             v = v_of(p)
-            step = max(1, int(budget // (o * i)))
+            step = max(1, min(choice.chunk, int(budget // (o * i))))
             for c in range(0, x.shape[0], step):
                 m = torch.bmm(g[c:c + step].transpose(1, 2), x[c:c + step])
                 state["sq"][c:c + step] += sqsum(m)
@@ -419,10 +451,12 @@ def per_example_stats(
     cap = Capture(on_linear)
     was_training = model.training
     model.eval()
+    state["modes"] = defaultdict(int)
     try:
         with frozen(model), capture_linears(model, sites.linears, cap), \
-                _embedding_capture(sites.embeddings, on_embedding), \
-                _per_example_scales(sites.scales) as leaves:
+                _embedding_capture(sites.embeddings, on_embedding), embedding_output_requires_grad(model), \
+                _per_example_scales(sites.scales, sites.own) as leaves, \
+                layer_checkpointing(model, cfg.gradient_checkpointing):
             for idx in tqdm(batches, disable=not progress, desc="exact grads"):
                 batch = make_batch([encs[i] for i in idx], tokenizer.pad_token_id, device,
                                    cfg.padding_side)
@@ -431,7 +465,7 @@ def per_example_stats(
                              sq=torch.zeros(len(idx), dtype=f32, device=device),
                              dots=torch.zeros(len(idx), n_anchor, dtype=f32, device=device))
                 leaves.clear()
-                logits = model(**model_inputs(batch)).logits
+                logits = model(**model_inputs(batch), use_cache=False).logits
                 per_example_loss(logits, batch["labels"]).sum().backward()
                 for param, leaf in leaves.values():
                     gm = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
@@ -441,6 +475,7 @@ def per_example_stats(
                 dots[idx] = state["dots"].cpu()
     finally:
         model.train(was_training)
+    log.debug("exact linear modes (layer x batch): %s", dict(state["modes"]))
     return sq, dots
 
 
@@ -466,7 +501,7 @@ def anchor_mean_gradient(
             p.grad = None
         for idx in length_sorted_batches([len(e.input_ids) for e in encs], cfg.batch_size):
             batch = make_batch([encs[i] for i in idx], tokenizer.pad_token_id, device, cfg.padding_side)
-            losses = per_example_loss(model(**model_inputs(batch)).logits, batch["labels"])
+            losses = per_example_loss(model(**model_inputs(batch), use_cache=False).logits, batch["labels"])
             (losses * w[idx].to(device)).sum().backward()
         acc = torch.promote_types(next(model.parameters()).dtype, torch.float32)
         out = {n: (p.grad.detach().to(acc).clone() if p.grad is not None else torch.zeros_like(p, dtype=acc))

@@ -232,7 +232,7 @@ def projected_grads(
                 cap.mask = batch["attention_mask"]
                 acc.out = torch.zeros(len(idx), cfg.k, dtype=f32, device=device)
                 acc.blocks = {}
-                logits = model(**model_inputs(batch)).logits
+                logits = model(**model_inputs(batch), use_cache=False).logits
                 per_example_loss(logits, batch["labels"]).sum().backward()
                 if projector is None:
                     feats = torch.cat([acc.blocks[n] for n in order], dim=1)

@@ -128,12 +128,13 @@ def capture_linears(model: Any, modules: dict[str, Any], capture: Capture) -> It
         def hook(mod: Any, inputs: tuple, output: Any) -> None:
             if not output.requires_grad:
                 return
-            x = inputs[0].detach()
-            m = capture.mask
-            if m is not None:
-                x = x * m.to(x.dtype).view(*m.shape, *([1] * (x.dim() - 2)))
+            # keep the raw input (it shares storage with layers that consume it, e.g. q/k/v)
+            # and apply the mask only when the gradient arrives: no masked copy per linear
+            # stays alive between forward and backward
+            x_raw, m = inputs[0].detach(), capture.mask
 
             def on_g(g: Any) -> None:
+                x = x_raw if m is None else x_raw * m.to(x_raw.dtype).view(*m.shape, *([1] * (x_raw.dim() - 2)))
                 capture.on_grad(name, x, g.detach())
 
             output.register_hook(on_g)
@@ -191,3 +192,45 @@ def linear_modules(model: Any, targets: Sequence[str] | None = None) -> dict[str
         if targets is None or parts[-1] in targets:
             out[name] = mod
     return out
+
+
+@contextlib.contextmanager
+def layer_checkpointing(model: Any, enabled: bool = True) -> Iterator[None]:
+    """Reentrant activation checkpointing of every transformers decoder layer, in eval mode.
+
+    Uses transformers' own ``GradientCheckpointingLayer`` switch with
+    ``torch.utils.checkpoint.checkpoint(use_reentrant=True)``: the forward runs without a
+    graph, and each layer is re-run with grad enabled during backward, so forward hooks
+    inside a layer fire (and capture inputs) only for the layer being back-propagated —
+    one layer's activations are alive at a time. Only each layer's *own* ``training``
+    flag is set (transformers checkpoints only in training mode); dropout children stay in
+    eval mode. Everything is restored on exit.
+    """
+    if not enabled:
+        yield
+        return
+    import functools
+
+    import torch.utils.checkpoint
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    from brittle.errors import BrittleError
+
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    if not layers:
+        raise BrittleError(f"{type(model).__name__} has no checkpointable decoder layers "
+                           "(transformers GradientCheckpointingLayer); turn gradient_checkpointing off")
+    saved = [(m, m.gradient_checkpointing, m.__dict__.get("_gradient_checkpointing_func"), m.training)
+             for m in layers]
+    fn = functools.partial(torch.utils.checkpoint.checkpoint, use_reentrant=True)
+    for m in layers:
+        m.gradient_checkpointing, m._gradient_checkpointing_func, m.training = True, fn, True
+    try:
+        yield
+    finally:
+        for m, flag, func, training in saved:
+            m.gradient_checkpointing, m.training = flag, training
+            if func is None:
+                m.__dict__.pop("_gradient_checkpointing_func", None)
+            else:
+                m._gradient_checkpointing_func = func

@@ -47,7 +47,7 @@ def last_token_reprs(
         for idx in tqdm(length_sorted_batches([len(e.input_ids) for e in encs], batch_size),
                         disable=not progress, desc="repr features"):
             batch = make_batch([encs[i] for i in idx], tokenizer.pad_token_id, device, padding_side)
-            hs = model(**model_inputs(batch), output_hidden_states=True).hidden_states[-1]
+            hs = model(**model_inputs(batch), output_hidden_states=True, use_cache=False).hidden_states[-1]
             pos = last_positions(batch["attention_mask"], padding_side)
             rows = hs[torch.arange(len(idx), device=device), pos].float().cpu()
             for j, i in enumerate(idx):

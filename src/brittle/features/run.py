@@ -34,21 +34,25 @@ class FeaturesConfig(StageConfig):
     data: str = Field("benign", description="Dataset name (brittle.data) or a data file.")
     split: str | None = Field("train", description="Split of a named dataset.")
     limit: int | None = Field(None, description="Use only the first n examples.")
-    batch_size: int = Field(16, ge=1)
-    k: int = Field(8192, ge=1, description="Projection dimension.")
-    projection: Literal["kronecker", "dense"] = "kronecker"
+    batch_size: int = Field(16, ge=1, description="Examples per forward/backward batch.")
+    k: int = Field(8192, ge=1, description="Projection dimension of the gradient features (kind grad).")
+    projection: Literal["kronecker", "dense"] = Field("kronecker", description="Gradient projection: kronecker | dense.")
     proj_dist: Literal["rademacher", "gaussian"] = "rademacher"
     seed: int = 0
     space: Literal["lora", "linear"] = "lora"
-    lora_rank: int = 128
+    lora_rank: int = Field(128, description="Rank of the LoRA gradient space (space=lora).")
     lora_alpha: float = 512.0
-    lora_targets: list[str] = Field(default_factory=lambda: list(LESS_TARGETS))
-    optimizer: Literal["sgd", "adam"] = "sgd"
+    lora_targets: list[str] = Field(
+        default_factory=lambda: list(LESS_TARGETS), description="Layer names of the LoRA gradient space (comma-separated)."
+    )
+    optimizer: Literal["sgd", "adam"] = Field(
+        "sgd", description="Gradient features as sgd or adam updates (adam needs adam_moments)."
+    )
     max_length: int | None = Field(512, description="Truncate sequences to this many tokens.")
     candidate_tokens: int | None = Field(None, description="Use only the first n response tokens.")
     shard_size: int = Field(256, ge=1, description="Examples per shard (unit of resume).")
-    device: str = "auto"
-    dtype: str = "auto"
+    device: str = Field("auto", description="auto | cpu | cuda | mps")
+    dtype: str = Field("auto", description="auto | float32 | bfloat16 | float16")
     rank: int | None = Field(None, description="Process rank (default: env RANK or 0).")
     world_size: int | None = Field(None, description="Processes (default: env WORLD_SIZE or 1).")
 
@@ -85,7 +89,9 @@ def features_fingerprint(cfg: FeaturesConfig, examples: Sequence[Any]) -> str:
         "kind", "lora_from_adapter", "batch_size", "k", "projection", "proj_dist", "seed", "space",
         "lora_rank", "lora_alpha", "lora_targets", "optimizer", "max_length", "candidate_tokens",
         "shard_size", "dtype"})
-    return fingerprint("features/v1", cfg.model, adapter, moments, data, feat)
+    from brittle.models.identity import model_identity
+
+    return fingerprint("features/v1", cfg.model, adapter, moments, data, feat, model_identity(cfg.model))
 
 
 def _load_moments(path: Path) -> dict[str, tuple[Any, Any]]:

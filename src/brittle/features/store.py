@@ -13,17 +13,37 @@ so a resumed run recomputes exactly the missing shards with the same batch compo
 to a temporary file, fsync'ed and atomically renamed, so a ``kill -9`` leaves either a
 whole shard or none. Multi-process: shard j belongs to rank ``j % world_size``; every
 rank writes only its shards; ``merge()`` builds the global index once all exist.
+
+Concurrent starts: the manifest is created exclusively (``os.link`` of a fsynced temp
+file), so ranks that start together agree on one plan. A shard that cannot be read or
+does not match the plan (bit rot, a hand edit) is *quarantined* — renamed to
+``<shard>.corrupt`` with a warning — and recomputed by :meth:`FeatureStore.pending`'s
+caller; a corrupt manifest is one BrittleError naming the file.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from brittle.errors import BrittleError
+
+log = logging.getLogger(__name__)
+
+
+def _shard_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # pragma: no cover - older safetensors
+        return (OSError, ValueError, KeyError, TypeError, RuntimeError)
+    return (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError)
+
+
+_SHARD_ERRORS = _shard_errors()  # what reading a damaged shard raises
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -33,6 +53,22 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def _exclusive_create(path: Path, data: bytes) -> bool:
+    """Create ``path`` with ``data`` unless it exists (atomic, whole or nothing); True if created."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class FeatureStore:
@@ -53,19 +89,31 @@ class FeatureStore:
     def plan(self, shards: Sequence[Sequence[str]], meta: dict[str, Any] | None = None) -> list[list[str]]:
         """Record the shard plan (ids per shard) or return the existing one (resume)."""
         if self.manifest_path.exists():
-            return json.loads(self.manifest_path.read_text())["shards"]
+            return self.manifest()["shards"]
         flat = [i for s in shards for i in s]
         if len(set(flat)) != len(flat):
             raise BrittleError("duplicate example ids in the feature pool")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        from brittle.store import ensure_dir
+
+        ensure_dir(self.dir)
         doc = {"fingerprint": self.fingerprint, "shards": [list(s) for s in shards], "meta": meta or {}}
-        _atomic_write_bytes(self.manifest_path, json.dumps(doc).encode())
+        if not _exclusive_create(self.manifest_path, json.dumps(doc).encode()):
+            return self.manifest()["shards"]  # another rank planned first: use its plan
         return doc["shards"]
 
     def manifest(self) -> dict[str, Any]:
         if not self.manifest_path.exists():
             raise BrittleError(f"{self.dir}: no feature store here (run `brittle features` first)")
-        return json.loads(self.manifest_path.read_text())
+        try:
+            doc = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            doc, why = None, str(e)
+        else:
+            why = "no shard plan"
+        if not isinstance(doc, dict) or not isinstance(doc.get("shards"), list):
+            raise BrittleError(f"{self.manifest_path}: corrupt feature-store manifest ({why}); "
+                               f"delete {self.dir} to recompute")
+        return doc
 
     def shard_path(self, j: int) -> Path:
         return self.dir / f"shard-{j:05d}.safetensors"
@@ -76,8 +124,38 @@ class FeatureStore:
         return [j for j in range(n) if j % self.world_size == self.rank]
 
     def pending(self) -> list[int]:
-        """This rank's shards not yet on disk."""
-        return [j for j in self.my_shards() if not self.shard_path(j).exists()]
+        """This rank's shards not yet on disk; a shard that is unreadable or differs from
+        the plan is quarantined (``<shard>.corrupt``) and pending again."""
+        plan = self.manifest()["shards"]
+        out = []
+        for j in self.my_shards():
+            path = self.shard_path(j)
+            if path.exists() and not self._valid_shard(j, plan[j]):
+                self.quarantine(j)
+            if not path.exists():
+                out.append(j)
+        return out
+
+    def _valid_shard(self, j: int, planned: list[str]) -> bool:
+        """Header-only check: the file opens and its ids equal the plan."""
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(self.shard_path(j)), framework="pt") as f:
+                ids = json.loads(f.metadata()["ids"])
+                rows = f.get_slice("features").get_shape()[0]
+        except _SHARD_ERRORS:  # any unreadable file
+            return False
+        return ids == planned and rows == len(planned)
+
+    def quarantine(self, j: int) -> Path:
+        """Move shard ``j`` aside to ``<shard>.corrupt`` (kept for inspection); returns it."""
+        path = self.shard_path(j)
+        dest = path.with_name(path.name + ".corrupt")
+        os.replace(path, dest)
+        log.warning("%s: unreadable or not the planned shard; moved to %s and recomputed",
+                    path, dest.name)
+        return dest
 
     # ---------------------------------------------------------------- write / read
     def write_shard(self, j: int, ids: Sequence[str], feats: Any) -> Path:
@@ -97,8 +175,12 @@ class FeatureStore:
     def read_shard(self, j: int) -> tuple[list[str], Any]:
         from safetensors import safe_open
 
-        with safe_open(str(self.shard_path(j)), framework="pt") as f:
-            return json.loads(f.metadata()["ids"]), f.get_tensor("features")
+        try:
+            with safe_open(str(self.shard_path(j)), framework="pt") as f:
+                return json.loads(f.metadata()["ids"]), f.get_tensor("features")
+        except _SHARD_ERRORS as e:
+            raise BrittleError(f"{self.shard_path(j)}: unreadable feature shard ({type(e).__name__}: "
+                               f"{str(e)[:200]}); rerun `brittle features` to recompute it") from None
 
     def complete(self) -> bool:
         return all(self.shard_path(j).exists() for j in range(len(self.manifest()["shards"])))

@@ -5,12 +5,16 @@ Specs:
 * ``hf:<model spec>`` or a bare model spec (``embedded:smollm2-135m``, ``tiny:llama``, a
   local directory, a ``.gguf`` file, a hub id): :class:`~brittle.models.generate.HFBackend`.
 * ``vllm:<model spec>``: :class:`~brittle.models.vllm_backend.VLLMBackend` (needs vLLM).
-* ``openai:<model>@<base_url>`` (``openai:<model>`` alone means api.openai.com):
+* ``openai:<model>@<base_url>`` with an explicit ``http(s)://`` base URL (OpenAI itself is
+  ``openai:gpt-4o-mini@https://api.openai.com/v1``; a bare model or a host without a scheme
+  is an error, never a silent fallback to the public API):
   :class:`~brittle.models.openai_backend.OpenAIBackend`; the key comes from
   ``$OPENAI_API_KEY`` or from the variable named by ``$BRITTLE_API_KEY_ENV``.
 
-A backend's ``name`` includes the adapter fingerprint when an adapter is applied, so
-caches keyed by name never mix two models.
+A backend's ``name`` includes the adapter fingerprint when an adapter is applied, and its
+``identity`` (:func:`brittle.models.identity.model_identity`: the weights behind the spec)
+is part of every :class:`CachedBackend` key, so caches never mix two models — not even a
+model whose weights were replaced behind an unchanged spec.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 from brittle.errors import BrittleError
 from brittle.fingerprint import file_sha256, fingerprint
 from brittle.models.backend import Backend, GenerationConfig, Messages
+from brittle.models.model_args import OPENAI_KEYS, VLLM_KEYS, ModelArgs, current_model_args
 from brittle.store import JsonlStore
 
 log = logging.getLogger(__name__)
@@ -54,14 +59,39 @@ def backend_name(kind: str, model_spec: str, adapter: str | Path | None = None) 
 
 def parse_openai_spec(rest: str) -> tuple[str, str]:
     """``<model>@<base_url>`` -> (model, base_url). Model names may contain ``:`` or ``/``;
-    the base URL starts at the last ``@http``."""
-    from brittle.models.openai_backend import DEFAULT_BASE_URL
+    the base URL starts at the first ``@http://`` or ``@https://`` and is required: a bare
+    model name or an endpoint without a scheme is an error (never the public API by default)."""
+    import re
 
-    at = max(rest.rfind("@http://"), rest.rfind("@https://"))
-    model, base = (rest[:at], rest[at + 1 :]) if at >= 0 else (rest, DEFAULT_BASE_URL)
+    from brittle.models.openai_backend import DEFAULT_BASE_URL
+    from brittle.redaction import redact_url
+
+    m = re.search(r"@https?://", rest, flags=re.IGNORECASE)
+    if m is None:
+        if "@" in rest:
+            model, host = rest.rsplit("@", 1)
+            raise BrittleError(
+                f"openai spec {redact_url('openai:' + rest)!r}: endpoint {redact_url(host)!r} has no "
+                f"scheme; write openai:{model}@http://{redact_url(host)} (or https://)")
+        raise BrittleError(
+            f"openai spec {redact_url('openai:' + rest)!r} has no endpoint; write "
+            f"openai:<model>@http(s)://host[:port]/v1 (OpenAI itself: "
+            f"openai:{redact_url(rest) or '<model>'}@{DEFAULT_BASE_URL})")
+    model, base = rest[: m.start()], rest[m.start() + 1 :]
     if not model:
         raise BrittleError("openai spec needs a model name: openai:<model>@<base_url>")
     return model, base
+
+
+def validate_spec(spec: str) -> str:
+    """Check what can be checked about a backend spec without loading anything (an
+    ``openai:`` spec needs a model and an explicit http(s):// endpoint); returns ``spec``."""
+    if isinstance(spec, str) and spec.startswith("openai:"):
+        from brittle.models.openai_backend import chat_completions_url
+
+        _, base = parse_openai_spec(spec.split(":", 1)[1])
+        chat_completions_url(base)
+    return spec
 
 
 def make_backend(
@@ -73,6 +103,7 @@ def make_backend(
     device: str = "auto",
     dtype: str = "auto",
     cache_dir: str | Path | None = None,
+    model_args: ModelArgs | None = None,
 ) -> Backend:
     """Backend for ``spec`` (see module docstring).
 
@@ -81,8 +112,11 @@ def make_backend(
     already a PEFT model, in which case it is assumed to carry that adapter and is used for
     the name only. ``cache_dir``: wrap in :class:`CachedBackend` writing
     ``cache_dir/generations.jsonl`` (generated text lands there: use the run dir).
+    ``model_args`` (default: the running command's ``-M``) go to the backend that
+    understands each key (:mod:`brittle.models.model_args`); the others are logged.
     """
     backend: Backend
+    ma = model_args if model_args is not None else current_model_args()
     if spec.startswith("openai:"):
         from brittle.models.openai_backend import OpenAIBackend
 
@@ -90,13 +124,18 @@ def make_backend(
             raise BrittleError("adapters cannot be applied to an openai endpoint")
         name, base_url = parse_openai_spec(spec.split(":", 1)[1])
         key_env = os.environ.get("BRITTLE_API_KEY_ENV") or "OPENAI_API_KEY"
-        backend = OpenAIBackend(name, base_url, api_key_env=key_env)
+        _log_ignored(ma, OPENAI_KEYS, "openai")
+        backend = OpenAIBackend(name, base_url, api_key_env=key_env, **ma.for_backend(OPENAI_KEYS))
+        model_spec = spec
     elif spec.startswith("vllm:"):
         from brittle.models.vllm_backend import VLLMBackend
 
         model_spec = spec.split(":", 1)[1]
+        _log_ignored(ma, VLLM_KEYS, "vllm")
+        kw = ma.for_backend(VLLM_KEYS)
+        kw.setdefault("dtype", dtype)
         backend = VLLMBackend(
-            model_spec, adapter=adapter, dtype=dtype, name=backend_name("vllm", model_spec, adapter)
+            model_spec, adapter=adapter, name=backend_name("vllm", model_spec, adapter), **kw
         )
     else:
         from brittle.models.generate import HFBackend
@@ -105,7 +144,8 @@ def make_backend(
         if model is None:
             from brittle.models.load import load_model
 
-            model, tokenizer = load_model(model_spec, dtype=dtype, device=device, adapter=adapter)
+            model, tokenizer = load_model(model_spec, dtype=dtype, device=device, adapter=adapter,
+                                          model_args=ma)
         else:
             if tokenizer is None:
                 raise BrittleError("make_backend(model=...) also needs tokenizer=...")
@@ -114,9 +154,17 @@ def make_backend(
 
                 model = apply_adapter(model, adapter).eval()
         backend = HFBackend(model, tokenizer, backend_name("hf", model_spec, adapter))
+    from brittle.models.identity import model_identity
+
+    backend.identity = model_identity(model_spec)  # type: ignore[attr-defined]
     if cache_dir is not None:
         backend = CachedBackend(backend, Path(cache_dir) / "generations.jsonl")
     return backend
+
+
+def _log_ignored(ma: ModelArgs, keys: tuple[str, ...], backend: str) -> None:
+    if ma.ignored_by(keys):
+        log.info("model args %s are not used by the %s backend", ma.ignored_by(keys), backend)
 
 
 def _is_peft(model: Any) -> bool:
@@ -152,6 +200,9 @@ class CachedBackend:
         self.chunk_size = chunk_size
         self.store = JsonlStore(self.path, key="key")
         self.name = backend.name
+        self.identity = getattr(backend, "identity", "") or ""
+        # the cache key names the weights too: replaced weights never hit old entries
+        self._key_name = self.name + (f"#{self.identity}" if self.identity else "")
         self.capabilities = backend.capabilities
         self.hits = 0
         self.misses = 0
@@ -177,7 +228,7 @@ class CachedBackend:
             )
         pre = list(prefill) if prefill is not None else [None] * len(conversations)
         keys = [
-            generation_key(self.name, list(m), p, config) for m, p in zip(conversations, pre)
+            generation_key(self._key_name, list(m), p, config) for m, p in zip(conversations, pre)
         ]
         cached = {r["key"]: r["text"] for r in self.store.records()}
         todo: dict[str, int] = {}  # key -> first index asking for it

@@ -25,6 +25,7 @@ from typing import Any
 
 from brittle.errors import BrittleError
 from brittle.fingerprint import file_sha256
+from brittle.models.model_args import HF_KEYS, ModelArgs, current_model_args
 from brittle.resources import cache_dir, package_file
 
 log = logging.getLogger(__name__)
@@ -82,12 +83,20 @@ def register_embedded(model: EmbeddedModel) -> None:
 
 
 def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> cuda when available else cpu. Under torchrun / ``accelerate launch``
+    (``LOCAL_RANK`` set) a bare ``cuda`` / ``auto`` becomes ``cuda:<LOCAL_RANK>`` and is made
+    the current device, so each rank works on its own GPU (not all on cuda:0)."""
+    import os
+
     import torch
 
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BrittleError("device 'cuda' requested but torch sees no GPU")
+    if device == "cuda" and os.environ.get("LOCAL_RANK", "").isdigit():
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        torch.cuda.set_device(device)
     return device
 
 
@@ -111,11 +120,23 @@ def load_model(
     adapter: str | Path | None = None,
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
+    model_args: ModelArgs | None = None,
 ) -> tuple[Any, Any]:
     """Return ``(model, tokenizer)`` for ``spec`` in eval mode on ``device``.
 
     ``adapter`` is a PEFT (LoRA) adapter directory applied on top (not merged).
+    ``model_args`` (default: the running command's ``-M``, see
+    :mod:`brittle.models.model_args`) override ``dtype``, ``trust_remote_code`` and
+    ``allow_pickle`` and add ``revision``; with a ``device_map`` the weights are placed by
+    accelerate (``max_memory`` caps each device) and the model is not moved afterwards.
     """
+    ma = model_args if model_args is not None else current_model_args()
+    if ma.ignored_by(HF_KEYS):
+        log.info("model args %s are not used by the hf loader", ma.ignored_by(HF_KEYS))
+    dtype = ma.dtype or dtype
+    trust_remote_code = trust_remote_code if ma.trust_remote_code is None else ma.trust_remote_code
+    allow_pickle = allow_pickle if ma.allow_pickle is None else ma.allow_pickle
+    place = ma.for_backend(("device_map", "max_memory"))
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     t0 = time.perf_counter()
@@ -124,18 +145,30 @@ def load_model(
 
         tokenizer = tiny_tokenizer()
         model = tiny_model(tokenizer).to(torch_dtype)
+        if place:
+            log.warning("device_map/max_memory do not apply to %s (built in memory): moved to %s", spec, device)
+            place = {}
     elif spec.startswith("embedded:"):
         name = spec.split(":", 1)[1]
         if name not in EMBEDDED:
             raise BrittleError(f"unknown embedded model {name!r}; known: {', '.join(EMBEDDED)}")
         path = embedded_safetensors_dir(EMBEDDED[name])
-        model, tokenizer = _from_dir(path, torch_dtype, False, False)
+        with loader_errors(path):
+            model, tokenizer = _from_dir(path, torch_dtype, False, False, **place)
     elif spec.endswith(".gguf"):
-        model, tokenizer = _from_gguf(Path(spec), torch_dtype)
+        check_gguf_file(Path(spec))
+        with loader_errors(spec, "GGUF file"):
+            model, tokenizer = _from_gguf(Path(spec), torch_dtype, **place)
     else:
-        model, tokenizer = _from_dir(spec, torch_dtype, trust_remote_code, allow_pickle)
+        check_local_spec(spec)
+        with loader_errors(spec):
+            model, tokenizer = _from_dir(spec, torch_dtype, trust_remote_code, allow_pickle,
+                                         **place, **ma.for_backend(("revision",)))
     _ensure_pad(tokenizer, model)
-    model = model.to(device)
+    if not place.get("device_map"):
+        model = model.to(device)
+    else:
+        log.info("placed by accelerate: %s", getattr(model, "hf_device_map", place["device_map"]))
     if adapter is not None:
         model = apply_adapter(model, adapter)
     model.eval()
@@ -161,14 +194,14 @@ def _ensure_pad(tokenizer: Any, model: Any) -> None:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
 
 
-def _from_gguf(path: Path, torch_dtype) -> tuple[Any, Any]:
+def _from_gguf(path: Path, torch_dtype, **placement: Any) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not path.exists():
         raise BrittleError(f"{path}: GGUF file not found")
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, dtype=torch_dtype
+        str(path.parent), gguf_file=path.name, dtype=torch_dtype, **placement
     )
     return model, tokenizer
 
@@ -177,8 +210,9 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 def _from_dir(
-    spec: str | Path, torch_dtype, trust_remote_code: bool, allow_pickle: bool
+    spec: str | Path, torch_dtype, trust_remote_code: bool, allow_pickle: bool, **hub: Any
 ) -> tuple[Any, Any]:
+    """``hub``: from_pretrained extras from model args (revision, device_map, max_memory)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(spec)
@@ -188,14 +222,16 @@ def _from_dir(
         if not has_st and has_pickle and not allow_pickle:
             raise BrittleError(
                 f"{path}: only pickle weights found (.bin/.pt can run code when loaded); "
-                "convert to safetensors or pass --allow-pickle if you trust the source"
+                "convert to safetensors or pass -M allow_pickle=true if you trust the source"
             )
         if not has_st and not has_pickle:
             raise BrittleError(f"{path}: no model weights (*.safetensors) found")
-    kw = {"trust_remote_code": trust_remote_code}
+    kw: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if "revision" in hub:
+        kw["revision"] = hub.pop("revision")
     tokenizer = AutoTokenizer.from_pretrained(str(spec), **kw)
     model = AutoModelForCausalLM.from_pretrained(
-        str(spec), dtype=torch_dtype, use_safetensors=None if allow_pickle else True, **kw
+        str(spec), dtype=torch_dtype, use_safetensors=None if allow_pickle else True, **kw, **hub
     )
     return model, tokenizer
 
@@ -245,3 +281,85 @@ def model_info(spec: str) -> dict[str, Any]:
         em = EMBEDDED[spec.split(":", 1)[1]]
         info.update(description=em.description, gguf=str(em.gguf()), vendor_aligned=em.aligned)
     return info
+
+
+# -- one-line errors for bad model files (issue 16.6): checked before transformers runs,
+# -- and whatever transformers / safetensors / gguf still raise is wrapped with the path.
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json",
+                   "spiece.model", "vocab.txt")
+
+
+def check_gguf_file(path: Path) -> None:
+    """A ``.gguf`` spec must be a regular file starting with the GGUF magic bytes."""
+    from brittle.paths import check_input_file
+
+    check_input_file(path)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        raise BrittleError(f"{path}: not a GGUF file (it does not start with the GGUF magic bytes)")
+
+
+def check_local_spec(spec: str) -> None:
+    """Fail fast with the path for a model directory that cannot load: missing (unless it
+    can be a ``namespace/name`` hub id), a plain file, no config.json or no tokenizer."""
+    import os
+
+    path = Path(spec).expanduser()
+    try:
+        exists = path.exists()
+    except OSError as e:  # a symlink loop, a name too long
+        from brittle.paths import path_error
+
+        raise path_error(spec, e) from None
+    if not exists:
+        if os.path.islink(path):
+            try:
+                os.stat(path)
+            except OSError as e:
+                import errno
+
+                raise BrittleError(f"{spec}: " + ("symbolic link loop" if e.errno == errno.ELOOP
+                                                  else "broken symbolic link")) from None
+        parts = spec.split("/")
+        hub_like = (len(parts) == 2 and all(parts) and not spec.startswith((".", "~"))
+                    and not Path(parts[0]).exists())
+        if not hub_like:
+            raise BrittleError(f"{spec}: no such model directory (specs: a directory, a .gguf file, "
+                               "tiny:llama, embedded:NAME, or a namespace/name hub id)")
+        return  # a hub id: transformers resolves it (errors are wrapped by loader_errors)
+    if not path.is_dir():
+        raise BrittleError(f"{spec}: is a file, not a model directory (a single-file model must "
+                           "end in .gguf)")
+    names = {p.name for p in path.iterdir()}
+    if "config.json" not in names:
+        raise BrittleError(f"{spec}: no config.json: not a Hugging Face model directory")
+    if not any(n in names for n in TOKENIZER_FILES):
+        raise BrittleError(f"{spec}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, …); "
+                           "save the tokenizer next to the weights (tokenizer.save_pretrained)")
+
+
+class loader_errors:  # lower case: used as a context manager
+    """Turn what a loader raises into one BrittleError naming ``path`` (BrittleErrors pass)."""
+
+    def __init__(self, path: str | Path, what: str = "model") -> None:
+        self.path, self.what = path, what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None or isinstance(exc, BrittleError) or not isinstance(exc, Exception):
+            return False
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        kind = type(exc).__name__
+        if "safetensor" in kind.lower() or "safetensor" in type(exc).__module__.lower():
+            msg = f"{self.path}: corrupt or truncated safetensors weights ({first})"
+        elif isinstance(exc, MemoryError):
+            msg = f"{self.path}: out of memory while loading the {self.what}"
+        elif "tokenizer" in first.lower():
+            msg = f"{self.path}: cannot load the tokenizer ({first})"
+        else:
+            msg = f"{self.path}: cannot load the {self.what}: {kind}: {first}"
+        raise BrittleError(msg) from exc

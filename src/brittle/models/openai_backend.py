@@ -8,6 +8,14 @@ server, Ollama, LiteLLM, ...).
 * The API key is read from the environment variable ``api_key_env`` at call time and
   sent only in the ``Authorization`` header; it is never stored on the object, logged or
   written. With no key set, no header is sent (local servers usually need none).
+* Credentials inside the base URL (``http://user:pw@host/v1``) are sent as HTTP basic
+  auth and appear nowhere else: the backend's ``name``, ``base_url``, ``repr`` and error
+  messages carry the URL through :func:`brittle.redaction.redact_url`.
+* ``timeout`` (seconds per request) and ``max_retries`` default to :data:`HTTP_DEFAULTS`,
+  which the CLI's ``--request-timeout`` / ``--max-retries`` (and ``EvalConfig``) set.
+* A reply's ``content`` may be a string, ``null`` (an empty reply, or the ``refusal``
+  text when the server sends one) or a list of text parts (joined); anything else is a
+  clear error naming the endpoint.
 * Prefill (best effort): the prefill is sent as a trailing assistant message. Support
   varies by server: some continue it (e.g. vLLM with ``extra_body={"continue_final_message":
   True, "add_generation_prompt": False}``), some ignore or reject it. If the server echoes
@@ -25,24 +33,104 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlunparse
 
 from brittle.errors import BrittleError
 from brittle.models.backend import GenerationConfig, Messages
+from brittle.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+# per-request timeout (s) and retries of every OpenAIBackend built without explicit values
+HTTP_DEFAULTS: dict[str, float | int] = {"timeout": 60.0, "max_retries": 4}
+
+
+def set_http_defaults(timeout: float | None = None, max_retries: int | None = None) -> None:
+    """Set :data:`HTTP_DEFAULTS` (``None`` keeps a value); validated here, before any request."""
+    if timeout is not None:
+        if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+            raise BrittleError(f"request timeout must be a positive number of seconds, got {timeout!r}")
+        HTTP_DEFAULTS["timeout"] = float(timeout)
+    if max_retries is not None:
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise BrittleError(f"max retries must be an integer >= 0, got {max_retries!r}")
+        HTTP_DEFAULTS["max_retries"] = max_retries
+
+
+class _Credentials:
+    """User and password from a base URL; never shown by repr/str/vars (it has no __dict__)."""
+
+    __slots__ = ("_pair",)
+
+    def __init__(self, user: str, password: str) -> None:
+        self._pair = (user, password)
+
+    def __repr__(self) -> str:
+        return "<credentials redacted>"
+
+    __str__ = __repr__
+
+    def auth(self) -> tuple[str, str]:
+        return self._pair
+
+
+def split_credentials(base_url: str) -> tuple[str, _Credentials | None]:
+    """``http://u:p@h/v1`` -> (``http://h/v1``, credentials); URLs without user info unchanged."""
+    parsed = urlparse(base_url)
+    if parsed.username is None and parsed.password is None:
+        return base_url, None
+    host = parsed.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host + (f":{parsed.port}" if parsed.port else "")
+    clean = urlunparse(parsed._replace(netloc=netloc))
+    return clean, _Credentials(unquote(parsed.username or ""), unquote(parsed.password or ""))
+
+
+def reply_text(message: Any, where: str) -> str:
+    """The text of a chat-completion ``message``: a string, ``null`` (-> the ``refusal``
+    string if any, else ""), or a list of text parts (``{"type": "text", "text": …}`` or
+    plain strings, joined); anything else raises a BrittleError naming ``where``."""
+    if not isinstance(message, dict):
+        raise BrittleError(f"{where}: malformed completion response (message is {type(message).__name__})")
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if content is None:
+        refusal = message.get("refusal")
+        return refusal if isinstance(refusal, str) else ""
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, dict) and part.get("type", "text") in ("text", "output_text") \
+                    and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+            elif isinstance(part, dict) and part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
+                parts.append(part["refusal"])
+            else:
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise BrittleError(f"{where}: reply content has a non-text part ({kind!r}); "
+                                   "only text parts are supported")
+        return "".join(parts)
+    raise BrittleError(f"{where}: reply content must be a string or a list of text parts, "
+                       f"got {type(content).__name__}")
 
 
 def chat_completions_url(base_url: str) -> str:
     """``http://host:8000`` -> ``http://host:8000/v1/chat/completions``; a base URL that
     already has a path (``.../v1``) gets ``/chat/completions`` appended, like the OpenAI SDK."""
     base = base_url.rstrip("/")
-    parsed = urlparse(base)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise BrittleError(f"base URL must be http(s)://host[:port][/path], got {base_url!r}")
+    try:
+        parsed = urlparse(base)
+        parsed.port  # noqa: B018 - raises ValueError on a non-numeric port
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise BrittleError(f"base URL must be http(s)://host[:port][/path], got {redact_url(base_url)!r}")
     if not parsed.path:
         base += "/v1"
     return base + "/chat/completions"
@@ -64,8 +152,8 @@ class OpenAIBackend:
         base_url: str = DEFAULT_BASE_URL,
         api_key_env: str = "OPENAI_API_KEY",
         max_concurrency: int = 8,
-        timeout: float = 60.0,
-        max_retries: int = 4,
+        timeout: float | None = None,
+        max_retries: int | None = None,
         *,
         backoff: float = 1.0,
         max_backoff: float = 30.0,
@@ -75,23 +163,31 @@ class OpenAIBackend:
         if max_concurrency < 1:
             raise BrittleError("max_concurrency must be >= 1")
         self.model = model
-        self.base_url = base_url
-        self.url = chat_completions_url(base_url)
+        chat_completions_url(base_url)  # validates the URL before it is split
+        clean, self._auth = split_credentials(base_url)
+        self.url = chat_completions_url(clean)  # what is requested (no user info)
+        self.base_url = redact_url(base_url)  # what is shown and recorded
+        self.display_url = redact_url(self.url)
         self.api_key_env = api_key_env
         self.max_concurrency = max_concurrency
-        self.timeout = timeout
-        self.max_retries = max_retries
+        self.timeout = float(HTTP_DEFAULTS["timeout"] if timeout is None else timeout)
+        self.max_retries = int(HTTP_DEFAULTS["max_retries"] if max_retries is None else max_retries)
+        if not (self.timeout > 0 and math.isfinite(self.timeout)):
+            raise BrittleError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if self.max_retries < 0:
+            raise BrittleError(f"max_retries must be >= 0, got {max_retries!r}")
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.extra_body = dict(extra_body or {})
-        self.name = name or f"openai:{model}@{base_url}"
+        self.name = redact_url(name or f"openai:{model}@{base_url}")
         self._client = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never shows the key (it is not stored anyway)
         return (
             f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r}, "
-            f"api_key_env={self.api_key_env!r}, max_concurrency={self.max_concurrency})"
+            f"api_key_env={self.api_key_env!r}, max_concurrency={self.max_concurrency}, "
+            f"timeout={self.timeout}, max_retries={self.max_retries})"
         )
 
     # ------------------------------------------------------------------ plumbing
@@ -137,7 +233,8 @@ class OpenAIBackend:
         for attempt in range(self.max_retries + 1):
             retry_after = None
             try:
-                resp = client.post(self.url, json=body, headers=self._headers())
+                resp = client.post(self.url, json=body, headers=self._headers(),
+                                   **({"auth": self._auth.auth()} if self._auth else {}))
             except (httpx.TimeoutException, httpx.TransportError) as e:
                 last = f"{type(e).__name__}"
             else:
@@ -145,23 +242,23 @@ class OpenAIBackend:
                     try:
                         return resp.json()
                     except ValueError:
-                        raise BrittleError(f"{self.url}: response is not JSON") from None
+                        raise BrittleError(f"{self.display_url}: response is not JSON") from None
                 if resp.status_code in (401, 403):
                     raise BrittleError(
-                        f"{self.url}: HTTP {resp.status_code} (unauthorised); set the API key "
+                        f"{self.display_url}: HTTP {resp.status_code} (unauthorised); set the API key "
                         f"in the environment variable {self.api_key_env}"
                     )
                 if resp.status_code not in RETRY_STATUS:
                     raise BrittleError(
-                        f"{self.url}: HTTP {resp.status_code}: {resp.text[:200]}"
+                        f"{self.display_url}: HTTP {resp.status_code}: {resp.text[:200]}"
                     )
                 last = f"HTTP {resp.status_code}"
                 retry_after = resp.headers.get("retry-after")
             if attempt < self.max_retries:
                 delay = self._wait(attempt, retry_after)
-                log.debug("%s: %s, retry %d in %.2fs", self.url, last, attempt + 1, delay)
+                log.debug("%s: %s, retry %d in %.2fs", self.display_url, last, attempt + 1, delay)
                 time.sleep(delay)
-        raise BrittleError(f"{self.url}: giving up after {self.max_retries + 1} attempts ({last})")
+        raise BrittleError(f"{self.display_url}: giving up after {self.max_retries + 1} attempts ({last})")
 
     def _map(self, bodies: list[dict[str, Any]], desc: str) -> list[dict[str, Any]]:
         from tqdm.auto import tqdm
@@ -209,9 +306,10 @@ class OpenAIBackend:
         replies = []
         for resp, p in zip(self._map(bodies, "openai generate"), pre):
             try:
-                text = resp["choices"][0]["message"].get("content") or ""
-            except (KeyError, IndexError, TypeError, AttributeError):
-                raise BrittleError(f"{self.url}: malformed completion response") from None
+                message = resp["choices"][0]["message"]
+            except (KeyError, IndexError, TypeError):
+                raise BrittleError(f"{self.display_url}: malformed completion response") from None
+            text = reply_text(message, self.display_url)
             if p and text.startswith(p):  # the server echoed the prefill
                 text = text[len(p) :]
             replies.append(text)
@@ -244,7 +342,7 @@ class OpenAIBackend:
             try:
                 top = resp["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
             except (KeyError, IndexError, TypeError):
-                log.warning("%s returned no logprobs; choice_logprobs unavailable", self.url)
+                log.warning("%s returned no logprobs; choice_logprobs unavailable", self.display_url)
                 return None
             if not top:
                 return None

@@ -4,6 +4,14 @@ Same inputs and outputs as :class:`brittle.models.generate.HFBackend`: prompts a
 with the tokenizer's chat template (:func:`brittle.models.chat.encode_prompt`, prefill
 appended) and passed to vLLM as token ids, so no second BOS is added; replies exclude the
 prefill. ``vllm`` is imported lazily, with a clear error when it is missing.
+
+One engine per base model, many adapters: an engine started with ``enable_lora=True``
+serves any number of LoRA adapters through vLLM's multi-LoRA support —
+:meth:`VLLMBackend.with_adapter` returns a backend on the *same* engine that generates with
+another adapter (no reload; ``max_loras`` adapters are resident at once, others are
+swapped in). Prefix caching is on, so the shared chat-template prefix (prefilling, judging)
+is computed once. Engine options come from ``-M`` (``tensor_parallel_size``,
+``gpu_memory_utilization``, ``dtype``, ``revision``, ``trust_remote_code``).
 """
 
 from __future__ import annotations
@@ -60,22 +68,50 @@ class VLLMBackend:
         dtype: str = "auto",
         name: str | None = None,
         max_lora_rank: int = 64,
+        enable_lora: bool | None = None,
+        max_loras: int = 8,
+        prefix_caching: bool = True,
         **llm_kwargs: Any,
     ):
         vllm = import_vllm()
         self.model_spec = model_spec
         self.name = name or f"vllm:{model_spec}"
         path = resolve_model_path(model_spec)
-        kw: dict[str, Any] = {"model": path, "dtype": dtype, "trust_remote_code": False}
+        kw: dict[str, Any] = {"model": path, "dtype": dtype, "trust_remote_code": False,
+                              "enable_prefix_caching": prefix_caching}
+        self.lora_enabled = adapter is not None if enable_lora is None else enable_lora
+        if self.lora_enabled:
+            kw.update(enable_lora=True, max_lora_rank=max_lora_rank, max_loras=max_loras)
+        self._lora_ids: dict[str, int] = {}  # adapter dir -> LoRA id, shared by with_adapter views
         self._lora = None
-        if adapter is not None:
-            from vllm.lora.request import LoRARequest
-
-            kw.update(enable_lora=True, max_lora_rank=max_lora_rank)
-            self._lora = LoRARequest("brittle-adapter", 1, str(adapter))
         kw.update(llm_kwargs)
         self.llm = vllm.LLM(**kw)
         self.tokenizer = self.llm.get_tokenizer()
+        if adapter is not None:
+            self._lora = self._request(adapter)
+
+    def _request(self, adapter: str | Path) -> Any:
+        from vllm.lora.request import LoRARequest
+
+        path = str(Path(adapter).resolve())
+        lora_id = self._lora_ids.setdefault(path, len(self._lora_ids) + 1)
+        return LoRARequest(f"brittle-adapter-{lora_id}", lora_id, path)
+
+    def with_adapter(self, adapter: str | Path, name: str | None = None) -> VLLMBackend:
+        """A backend on the same engine that generates with LoRA ``adapter`` (multi-LoRA)."""
+        import copy
+
+        if not self.lora_enabled:
+            raise BrittleError("this vLLM engine was started without LoRA support: "
+                               "VLLMBackend(..., enable_lora=True) to serve several adapters")
+        view = copy.copy(self)  # shares llm, tokenizer and the adapter-id table
+        view._lora = self._request(adapter)
+        if name is None:
+            from brittle.models.backends import backend_name
+
+            name = backend_name("vllm", self.model_spec, adapter)
+        view.name = name
+        return view
 
     def __repr__(self) -> str:
         return f"VLLMBackend(name={self.name!r})"
