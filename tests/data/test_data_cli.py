@@ -30,11 +30,11 @@ def test_list_json(app):
 
 
 def test_show_eval_limit(app):
-    r = runner.invoke(app, ["data", "show", "harmful", "--split", "eval", "--limit", "3", "--json"])
+    r = runner.invoke(app, ["data", "show", "harmful", "--split", "eval", "--rows", "3", "--json"])
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert len(rows) == 3 and all(x["meta"]["split"] == "eval" for x in rows)
-    r = runner.invoke(app, ["data", "show", "harmful", "--split", "eval", "--limit", "3"])
+    r = runner.invoke(app, ["data", "show", "harmful", "--split", "eval", "--rows", "3"])
     assert r.exit_code == 0 and len(r.stdout.strip().splitlines()) == 3
 
 
