@@ -101,3 +101,28 @@ def test_a_later_run_of_some_stages_keeps_the_other_sections(tmp_path, monkeypat
     assert page.index("attack #1") < page.index("diagnose #2")
     status = json.loads((tmp_path / "lab_status.json").read_text())
     assert set(status) == {"attack", "diagnose"} and status["diagnose"]["ok"]
+
+
+def test_live_page_while_running_then_budget_and_memory_columns(tmp_path, monkeypatch):
+    """While a stage runs, index.html reloads itself and shows the stage with its ETA; once the
+    last stage is done the page is static and every stage has its time, budget and peak memory."""
+    seen: dict = {}
+
+    def peek(cfg, ctx):
+        seen["page"] = (tmp_path / "lab" / "index.html").read_text()
+        seen["status"] = json.loads((tmp_path / "lab" / "lab_status.json").read_text())
+        return Section("peeked", "<p>ok</p>", "peek")
+
+    monkeypatch.setitem(lab.STAGE_FUNCS, "rules", peek)
+    cfg = lab.LabConfig(run_dir=tmp_path / "lab", model="tiny:llama", stages=["overview", "rules"])
+    lab.run_lab(cfg)
+    assert "http-equiv='refresh'" in seen["page"] and "running…" in seen["page"]
+    assert "ETA 2 min after" in seen["page"]  # the quick budget of the rules stage
+    assert seen["status"]["rules"]["running"] is True and seen["status"]["overview"]["ok"] is True
+    page = (tmp_path / "lab" / "index.html").read_text()
+    assert "http-equiv='refresh'" not in page and "running…" not in page
+    status = json.loads((tmp_path / "lab" / "lab_status.json").read_text())
+    for s in status.values():
+        assert s["peak_rss_mb"] > 10 and s["budget_s"] > 0 and "running" not in s
+    assert "peak memory" in page and " GB" in page
+    assert lab.LabConfig(quick=False).budget_s("rules") is None

@@ -102,7 +102,7 @@ def test_headline_and_claims_from_run_files(tmp_path):
     sec = side_by_side_section(ref, vendor)
     assert "<b>" not in sec.body and "qwen&lt;b&gt;" in sec.body
     assert (vendor / "plots" / "side_by_side_asr.png").stat().st_size > 1000
-    assert 'src="plots/side_by_side_asr.png"' in sec.body
+    assert 'src="plots/side_by_side_asr.svg"' in sec.body and 'href="plots/side_by_side_asr.png"' in sec.body
 
 
 @pytest.mark.parametrize("missing", ["attack", "select"])

@@ -23,7 +23,9 @@ from typing import Any
 from pydantic import Field
 
 from brittle.config import StageConfig
-from brittle.report.html import Section, esc, table, write_report
+from brittle.monitor import PeakMemory
+from brittle.report.format import display_path, duration, looks_like_path, scrub_paths
+from brittle.report.html import Section, esc, relocate, table, write_report
 from brittle.store import read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,9 @@ STAGES = ("overview", "align", "attack", "select", "diagnose", "transfer", "rule
 class LabConfig(StageConfig):
     run_dir: Path = Field(Path("runs/lab"), description="Directory for the lab's outputs.")
     model: str = Field("embedded:smollm2-135m", description="Model spec to study.")
-    quick: bool = Field(True, description="Small sizes that finish on a laptop CPU.")
+    quick: bool = Field(True, description="quick: small sizes that finish on a laptop CPU; full: the full grid.")
     stages: list[str] | None = Field(
-        None, description="Stages to run, in order (default: all; 'transfer' only with a reference)."
+        None, description="Stages to run, in order, comma-separated (default: all; 'transfer' only with a reference)."
     )
     reference: Path | None = Field(
         None,
@@ -47,6 +49,9 @@ class LabConfig(StageConfig):
     redact: bool = Field(True, description="Redact generated harmful text in the report.")
     seed: int = Field(0, description="Global seed.")
     device: str = Field("auto", description="cpu | cuda | auto")
+    vendor_aligned: bool = Field(
+        False, description="The model is already safety-aligned by its vendor (e.g. Llama-2-7b-chat): attack it "
+        "as is, install no alignment adapter (embedded aligned models are detected automatically).")
 
     def size(self, quick: int, full: int) -> int:
         return quick if self.quick else full
@@ -60,6 +65,20 @@ class LabConfig(StageConfig):
 
     def stage_list(self) -> list[str]:
         return list(self.stages or [s for s in STAGES if s != "transfer" or self.reference])
+
+    def budget_s(self, stage: str) -> float | None:
+        """Wall-time budget of a stage: set for the quick lab on the embedded default (issue 18's
+        target, ≤ 20 min in all on an idle 2-core CPU with setup); None elsewhere."""
+        return QUICK_BUDGET_S.get(stage) if self.quick and not _vendor_aligned(self.model) else None
+
+
+# The quick lab's time budget per stage (seconds, idle 2-core CPU): ~17 min for the stages +
+# ~3 min of setup = the 20-minute target. The run summary shows each stage's wall time beside
+# its budget and marks the ones over it; benchmarks/bench_lab.py records both.
+QUICK_BUDGET_S: dict[str, float] = {
+    "overview": 15, "align": 180, "attack": 300, "select": 300, "diagnose": 180, "transfer": 300,
+    "rules": 120,
+}
 
 
 def _vendor_aligned(spec: str) -> bool:
@@ -80,9 +99,13 @@ def stage_overview(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     info = model_info(cfg.model)
     data = list_datasets()
     write_json(cfg.run_dir / "overview.json", {"model": info, "datasets": data})
-    model_rows = [{"field": k, "value": v} for k, v in info.items()]
-    body = "<h3>Model</h3>" + table(model_rows) + "<h3>Data sets (offline)</h3>" + table(data)
+    model_rows = [{"field": k, "value": display_path(v, cfg.run_dir) if looks_like_path(v) else v}
+                  for k, v in info.items()]
+    body = "<h3>Model</h3>" + table(model_rows) + "<h3>Data sets (offline)</h3>" + table(data, _DATA_COLUMNS)
     return Section("Model and data", body, "overview")
+
+
+_DATA_COLUMNS = ["name", "description", "rows", "splits", "by_source", "licence", "sources", "split_rule"]
 
 
 def stage_align(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
@@ -167,7 +190,7 @@ def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         model=cfg.model,
         aligned_adapter=_adapter_arg(cfg, ctx),
         attacked=_attacked_adapters(cfg, ctx),
-        attack_start="continue",  # the attack sweep keeps training the safety adapter
+        attack_start="merge",  # the attack adapters sit on the merged aligned weights (issue 13)
         # without an unaligned base (vendor-aligned model) KL(aligned‖base) is undefined
         diagnostics=(["prefill", "direction"] if _vendor_aligned(cfg.model)
                      else ["kl", "prefill", "direction", "persona"]),
@@ -199,7 +222,11 @@ def stage_transfer(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         k=_select_k(cfg), names=[f"top-{m}" for m in _select_methods(cfg)] + ["random"],
         seeds=cfg.seeds(), eval_limit=cfg.eval_limit(), device=cfg.device,
     )
-    return side_by_side_section(cfg.reference, cfg.run_dir)
+    from brittle.train.recipe import compare_recipe_html
+
+    section = side_by_side_section(cfg.reference, cfg.run_dir)
+    section.body += compare_recipe_html(cfg.run_dir / "transfer")  # the transfer fine-tunes' recipe
+    return section
 
 
 def stage_rules(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
@@ -241,7 +268,7 @@ def _aligned_adapter(cfg: LabConfig, ctx: dict[str, Any]) -> Path | None:
     """The aligned starting point: None for a vendor-aligned model, else the installed
     safety adapter (trained once, then read from the cache; later stages run alone too)."""
     if "aligned_adapter" not in ctx:
-        if _vendor_aligned(cfg.model):
+        if _vendor_aligned(cfg.model) or cfg.vendor_aligned:
             ctx["aligned_adapter"] = None
         else:
             from brittle.train.align import install_alignment
@@ -300,33 +327,66 @@ def run_lab(cfg: LabConfig) -> dict[str, Any]:
     status: dict[str, dict[str, Any]] = read_json(status_path) if status_path.exists() else {}
     this_run: dict[str, dict[str, Any]] = {}
     title = f"brittle lab — {cfg.model}" + (" (quick)" if cfg.quick else "")
+    log.info("lab report: %s (reloads itself while the lab runs)", (cfg.run_dir / "index.html").resolve())
     for name in stages:
+        status[name] = {**status.get(name, {}), "running": True, "budget_s": cfg.budget_s(name),
+                        "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        write_json(status_path, status)
+        _write_report(cfg.run_dir, title, status, live=True)
         t0 = time.perf_counter()
         log.info("lab stage %s …", name)
-        try:
-            section = STAGE_FUNCS[name](cfg, ctx)
-            this_run[name] = {"ok": True}
-        except Exception as e:  # noqa: BLE001 - record, report, keep going
-            log.error("stage %s failed: %s", name, e)
-            (cfg.run_dir / f"{name}.error.txt").write_text(traceback.format_exc())
-            this_run[name] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-            section = Section(f"{name} (failed)", f'<p class="note">{esc(this_run[name]["error"])}</p>', name)
-        this_run[name].update(seconds=round(time.perf_counter() - t0, 1),
-                              finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+        with PeakMemory() as mem:
+            try:
+                section = STAGE_FUNCS[name](cfg, ctx)
+                this_run[name] = {"ok": True}
+            except Exception as e:  # noqa: BLE001 - record, report, keep going
+                log.error("stage %s failed: %s", name, e)
+                (cfg.run_dir / f"{name}.error.txt").write_text(traceback.format_exc())
+                this_run[name] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+                shown = scrub_paths(this_run[name]["error"], cfg.run_dir)
+                section = Section(f"{name} (failed)", f'<p class="note">{esc(shown)}</p>', name)
+        this_run[name].update(seconds=round(time.perf_counter() - t0, 1), budget_s=cfg.budget_s(name),
+                              peak_rss_mb=mem.peak_mb, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
         status[name] = this_run[name]
+        section = relocate(section, cfg.run_dir)  # links relative to index.html, no absolute base kept
         write_json(cfg.run_dir / SECTIONS / f"{name}.json", dataclasses.asdict(section))
         write_json(status_path, status)
-        _write_report(cfg.run_dir, title, status)
+        _write_report(cfg.run_dir, title, status, live=name != stages[-1])
     return {"run_dir": str(cfg.run_dir), "report": str(cfg.run_dir / "index.html"), "stages": this_run}
 
 
 SECTIONS = "sections"
 
 
-def _write_report(run_dir: Path, title: str, status: dict[str, dict[str, Any]]) -> Path:
-    """index.html: the run summary, then every stage's latest section in recipe order."""
+def _write_report(run_dir: Path, title: str, status: dict[str, dict[str, Any]], *, live: bool = False) -> Path:
+    """index.html: the run summary (wall time and peak memory of every stage next to its
+    budget; the stage in progress with its ETA), then every stage's latest section in recipe
+    order. ``live``: the page reloads itself every 30 s while the lab is still running."""
     order = [s for s in STAGES if s in status]
     sections = [Section(**read_json(run_dir / SECTIONS / f"{s}.json")) for s in order
                 if (run_dir / SECTIONS / f"{s}.json").exists()]
-    summary = Section("Run summary", table([{"stage": k, **status[k]} for k in order]), "summary")
-    return write_report(run_dir, title, [summary, *sections])
+    rows = [_status_row(k, status[k], run_dir) for k in order]
+    cols = ["stage", "ok", "time", "budget", "peak memory", "finished"] + (
+        ["error"] if any(r["error"] for r in rows) else [])
+    total = sum(s.get("seconds") or 0 for s in status.values() if not s.get("running"))
+    note = (f'<p class="note">Running: this page reloads itself every 30 s. Stages so far: '
+            f"{esc(duration(total))}.</p>" if live else "")
+    summary = Section("Run summary", note + table(rows, cols), "summary")
+    return write_report(run_dir, title, [summary, *sections], refresh_s=30 if live else None)
+
+
+def _status_row(stage: str, s: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """One run-summary row. A stage in progress shows its start and an ETA from its budget."""
+    budget = s.get("budget_s")
+    if s.get("running"):
+        eta = (f"ETA {duration(budget)} after {s.get('started', '?')}" if budget
+               else f"started {s.get('started', '?')}")
+        return {"stage": stage, "ok": "running…", "time": eta, "budget": duration(budget) if budget else "",
+                "peak memory": "", "finished": "", "error": ""}
+    over = budget and s.get("seconds") and s["seconds"] > budget
+    return {
+        "stage": stage, "ok": "yes" if s.get("ok") else "no", "time": duration(s.get("seconds")),
+        "budget": (duration(budget) + (" (over)" if over else "")) if budget else "",
+        "peak memory": f"{s['peak_rss_mb'] / 1024:.1f} GB" if s.get("peak_rss_mb") else "",
+        "finished": s.get("finished", ""), "error": scrub_paths(s.get("error", ""), run_dir),
+    }

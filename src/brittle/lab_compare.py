@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from brittle.evaluate.suites import primary_harmful_suite
+from brittle.report.format import display_path
 from brittle.report.html import Section, esc, figure, table
 from brittle.store import JsonlStore, read_json
 
@@ -91,7 +93,8 @@ def lab_headline(run_dir: str | Path) -> dict[str, Any]:
     unaligned = d / "align" / "eval-unaligned" / "metrics.json"
     out["alignment"] = "installed (brittle align)" if unaligned.exists() else "vendor"
     if unaligned.exists():
-        out["asr_unaligned"] = tuple(read_json(unaligned)["suites"]["harmful-eval"]["asr"])
+        suites = read_json(unaligned)["suites"]
+        out["asr_unaligned"] = tuple(suites[primary_harmful_suite(list(suites))]["asr"])
     out["curve"] = curve_rows(d / "attack" / "summary.csv")
     cells = d / "attack" / "cells.jsonl"
     out["gains"] = paired_gains(JsonlStore(cells, key="key").records()) if cells.exists() else {}
@@ -242,7 +245,7 @@ def side_by_side_section(reference: str | Path, run_dir: str | Path) -> Section:
     """Report section: the reference lab next to this one, plot, claims per model."""
     heads = [lab_headline(reference), lab_headline(run_dir)]
     parts = [
-        "<p>Left: the reference lab (<code>" + esc(reference) + "</code>); right: this lab. "
+        "<p>Left: the reference lab (<code>" + esc(display_path(reference, Path(run_dir).parent)) + "</code>); right: this lab. "
         "Same attack recipe, eval prompts, judge and interval method in both; intervals are 95% "
         "bootstrap CIs over prompts (one seed in the quick lab, so seed variance is not in "
         "them); gains over N=0 are paired by prompt. <em>transfer-top-…</em> / "
@@ -256,4 +259,5 @@ def side_by_side_section(reference: str | Path, run_dir: str | Path) -> Section:
     for h in heads:
         parts.append(f"<h3>Claims on {esc(h.get('model'))} ({esc(h.get('alignment'))})</h3>")
         parts.append(table(claims(h)))
-    return Section("Installed vs vendor alignment, side by side", "".join(parts), "side-by-side")
+    return Section("Installed vs vendor alignment, side by side", "".join(parts), "side-by-side",
+                   base=str(run_dir))  # figure links are relative to run_dir

@@ -1,0 +1,76 @@
+"""The quick lab's stages on the embedded model: wall time and peak memory per stage vs budget.
+
+    python benchmarks/bench_lab.py --run-dir /tmp/bench-lab --out benchmarks/results/lab_quick.json
+    python benchmarks/bench_lab.py --stages overview,align --out /tmp/align.json   # a subset
+
+Runs :func:`brittle.lab.run_lab` (``--quick``) in a fresh run directory and writes, per
+stage, the wall seconds, the stage's budget (:data:`brittle.lab.QUICK_BUDGET_S`), the
+sampled peak resident memory of the process and its children (:mod:`brittle.monitor`), plus
+the total, the CPU count, the thread count and the lifetime peak (``ru_maxrss``). The
+alignment adapter is cached per machine (``~/.cache/brittle``): pass ``--cold`` to point
+``BRITTLE_CACHE`` at an empty directory and measure a first run on a fresh machine.
+
+The budget is the claim (issue 18: ≤ 20 min in all on an idle 2-core CPU, setup included,
+≤ 4 GB peak); absolute times depend on the machine and its load, so run it on an idle one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="embedded:smollm2-135m")
+    ap.add_argument("--run-dir", type=Path, default=None, help="Default: a fresh temporary directory.")
+    ap.add_argument("--stages", default=None, help="Comma list (default: every quick-lab stage).")
+    ap.add_argument("--cold", action="store_true", help="Empty cache: train the alignment adapter too.")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/lab_quick.json"))
+    args = ap.parse_args(argv)
+
+    if args.cold:
+        os.environ["BRITTLE_CACHE"] = tempfile.mkdtemp(prefix="brittle-cold-cache-")
+    import torch
+
+    from brittle.lab import LabConfig, run_lab
+    from brittle.monitor import lifetime_peak_bytes
+
+    run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="bench-lab-"))
+    cfg = LabConfig(run_dir=run_dir, model=args.model, quick=True,
+                    stages=args.stages.split(",") if args.stages else None)
+    t0 = time.perf_counter()
+    result = run_lab(cfg)
+    total = time.perf_counter() - t0
+    stages = {
+        name: {k: s.get(k) for k in ("ok", "seconds", "budget_s", "peak_rss_mb", "error") if k in s}
+        for name, s in result["stages"].items()
+    }
+    record = {
+        "model": args.model, "cold_cache": args.cold, "stages": stages,
+        "total_s": round(total, 1),
+        "budget_total_s": sum(s.get("budget_s") or 0 for s in stages.values()),
+        "over_budget": [n for n, s in stages.items() if s.get("budget_s") and s["seconds"] > s["budget_s"]],
+        "peak_rss_mb": max((s.get("peak_rss_mb") or 0) for s in stages.values()),
+        "lifetime_peak_rss_mb": round(lifetime_peak_bytes() / 2**20, 1),
+        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(), "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M"), "run_dir": str(run_dir),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2))
+    for name, s in stages.items():
+        print(f"{name:<10} {s.get('seconds', 0):>8.1f} s  budget {s.get('budget_s') or '-':>5}  "
+              f"peak {s.get('peak_rss_mb') or 0:>8.0f} MB  {'ok' if s.get('ok') else 'FAILED'}")
+    print(f"total {record['total_s']} s (budget {record['budget_total_s']} s); peak {record['peak_rss_mb']} MB"
+          f" -> {args.out}")
+    return record
+
+
+if __name__ == "__main__":
+    main()
