@@ -48,6 +48,11 @@ class FakeFeatures:
             out[name] = F @ A.mean(0)
         return out
 
+    def exact_combined_scores(self, model, tok, candidates, anchors, weights, opts, *, cache_dir=None):
+        parts = self.exact_anchor_scores(model, tok, candidates, anchors, opts)
+        score = sum(w * parts[name] for name, w in weights.items())
+        return {"score": score, "grad_norm": np.ones(len(candidates))}, {}
+
     def grad_sq_norms(self, model, tok, examples, opts):
         self._count("outlier")
         return (np.array([len(e.response or "") for e in examples], float),
@@ -59,7 +64,8 @@ def fake_features(monkeypatch):
     import brittle.select.compute as C
 
     fake = FakeFeatures()
-    for name in ("last_token_reprs", "projected_grads", "exact_anchor_scores", "grad_sq_norms"):
+    for name in ("last_token_reprs", "projected_grads", "exact_anchor_scores", "exact_combined_scores",
+                 "grad_sq_norms"):
         monkeypatch.setattr(C, name, getattr(fake, name))
     return fake
 

@@ -73,11 +73,11 @@ def test_audit_verify_with_fake_training_and_eval(tmp_path, fake_features, harmf
         adapter: str | None = None
         seed: int = 0
 
-    def finetune(cfg, examples):
+    def train_model(cfg, examples):
         trained.append(len(examples))
         d = cfg.run_dir / "adapter"
         d.mkdir(parents=True)
-        return d
+        return types.SimpleNamespace(path=d, model=object(), tokenizer=object())
 
     class EvalConfig(AuditConfig.__base__):
         model: str = "m"
@@ -86,12 +86,13 @@ def test_audit_verify_with_fake_training_and_eval(tmp_path, fake_features, harmf
         limit: int | None = None
         seed: int = 0
 
-    def run_eval(cfg):
+    def run_eval(cfg, model=None, tokenizer=None):
+        assert model is not None  # the trained model is evaluated in-process (adapter on merged weights)
         asr = 0.6 if len(trained) == 1 else 0.3
         return {"suites": {"harmful-eval": {"asr": [asr, asr - 0.1, asr + 0.1]}}}
 
     sft = types.ModuleType("brittle.train.sft")
-    sft.FinetuneConfig, sft.finetune = FinetuneConfig, finetune
+    sft.FinetuneConfig, sft.train_model = FinetuneConfig, train_model
     ev = types.ModuleType("brittle.evaluate.run")
     ev.EvalConfig, ev.run_eval = EvalConfig, run_eval
     monkeypatch.setitem(sys.modules, "brittle.train.sft", sft)

@@ -23,7 +23,13 @@ def test_method_scores_with_real_features(tiny_lm, tiny_tok, method):
     opts = ScoreOptions(batch_size=4, max_length=64, grad_dim=64)
     res = method_scores(method, tiny_lm, tiny_tok, _pool(), _anchors(), opts)
     assert res["score"].shape == (6,) and np.isfinite(res["score"]).all()
-    if method in ("exact-anchor", "grad"):
+    if method == "exact-anchor":  # one combined direction == the per-set combination
+        opts.exact_directions = "per-set"
+        per = method_scores(method, tiny_lm, tiny_tok, _pool(), _anchors(), opts)
+        np.testing.assert_allclose(per["score"], per["harmful"] - per["safe1"] - per["safe2"], rtol=1e-9)
+        np.testing.assert_allclose(res["score"], per["score"], rtol=1e-4, atol=1e-6)
+        assert np.all(np.abs(per["harmful"]) <= 1 + 1e-6)  # cosines
+    if method == "grad":
         np.testing.assert_allclose(res["score"], res["harmful"] - res["safe1"] - res["safe2"], rtol=1e-9)
         assert np.all(np.abs(res["harmful"]) <= 1 + 1e-6)  # cosines
 

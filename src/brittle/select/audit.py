@@ -25,6 +25,7 @@ from pydantic import Field
 from brittle.config import StageConfig
 from brittle.data.schema import Example
 from brittle.errors import BrittleError
+from brittle.evaluate.suites import DEFAULT_HARMFUL_SUITE, primary_harmful_suite
 from brittle.fingerprint import file_sha256
 from brittle.report.html import CSS, Section, esc, table, truncate
 from brittle.select.compute import METHODS, ScoreOptions, make_config
@@ -82,9 +83,7 @@ class AuditConfig(StageConfig):
 
 def read_rows(path: Path) -> list[Example]:
     """Rows of the user's file; malformed rows raise DataError ``path:line: reason``."""
-    if not path.exists():
-        raise BrittleError(f"{path}: no such file")
-    from brittle.data.io import read_examples
+    from brittle.data.io import read_examples  # names a missing/odd path: path:0: reason
 
     rows = read_examples(path)
     if not rows:
@@ -183,17 +182,20 @@ def run_verify(cfg: AuditConfig, original: Sequence[Example], filtered: Sequence
     """Fine-tune (same config and seed) on the original and the filtered rows, evaluate both on
     the harmful suite, and return {label: {"adapter", "asr": [p, lo, hi]}, "delta_asr"}."""
     from brittle.evaluate.run import EvalConfig, run_eval
-    from brittle.train.sft import FinetuneConfig, finetune
+    from brittle.train.sft import FinetuneConfig, train_model
 
     out: dict[str, Any] = {}
     for label, exs in (("original", original), ("filtered", filtered)):
         d = Path(cfg.run_dir) / "verify" / label
         fcfg = make_config(FinetuneConfig, run_dir=d / "train", model=cfg.model, adapter=cfg.adapter,
                            base_adapter=cfg.adapter, preset=cfg.verify_preset, seed=cfg.seed)
-        adapter = finetune(fcfg, [e for e in exs if e.response])
+        # the fresh adapter sits on the merged aligned weights: evaluate the trained model in-process
+        res = train_model(fcfg, [e for e in exs if e.response])
+        adapter = res.path
         ecfg = make_config(EvalConfig, run_dir=d / "eval", model=cfg.model, adapter=str(adapter),
-                           suites=["harmful-eval"], limit=cfg.eval_limit, seed=cfg.seed)
-        metrics = run_eval(ecfg)
+                           suites=[DEFAULT_HARMFUL_SUITE], limit=cfg.eval_limit, seed=cfg.seed)
+        metrics = run_eval(ecfg, model=res.model, tokenizer=res.tokenizer)
+        del res
         out[label] = {"adapter": str(adapter), "n_train": len(exs), "asr": _asr(metrics)}
     a, b = out["original"]["asr"], out["filtered"]["asr"]
     out["delta_asr"] = (a[0] - b[0]) if a and b and a[0] is not None and b[0] is not None else None
@@ -202,7 +204,8 @@ def run_verify(cfg: AuditConfig, original: Sequence[Example], filtered: Sequence
 
 
 def _asr(metrics: dict[str, Any]) -> list[float] | None:
-    suite = metrics.get("suites", {}).get("harmful-eval", {})
+    suites = metrics.get("suites", {})
+    suite = suites.get(primary_harmful_suite(list(suites)) or "", {})
     v = suite.get("asr")
     return [float(x) for x in v] if v is not None else None
 
@@ -212,6 +215,7 @@ def _asr(metrics: dict[str, Any]) -> list[float] | None:
 
 def write_audit_html(run_dir: Path, result: dict[str, Any], rows: Sequence[Example], *, max_shown: int = 20) -> Path:
     """Standalone page (inline CSS and images, every text escaped)."""
+    from brittle.report.format import display_path
     from brittle.select.section import embed_png, histogram_plot, makeup_rows, pct
 
     recs = result["rows"]
@@ -219,9 +223,9 @@ def write_audit_html(run_dir: Path, result: dict[str, Any], rows: Sequence[Examp
     riskiest = sorted(scored, key=lambda r: r["rank"])[:max_shown]
     sections: list[Section] = []
     head = (
-        f"<p>File <code>{esc(result['file'])}</code> (sha256 <code>{esc(result['sha256'][:16])}…</code>): "
+        f"<p>File <code>{esc(display_path(result['file'], run_dir))}</code> (sha256 <code>{esc(result['sha256'][:16])}…</code>): "
         f"{esc(result['n_rows'])} rows, {esc(result['n_scored'])} scored; model <code>{esc(result['model'])}</code>"
-        + (f" + adapter <code>{esc(result['adapter'])}</code>" if result.get("adapter") else "")
+        + (f" + adapter <code>{esc(display_path(result['adapter'], run_dir))}</code>" if result.get("adapter") else "")
         + f"; method <code>{esc(result['method'])}</code>. Dropped {esc(result['n_dropped'])} rows "
         + (f"(score ≥ {esc(result['threshold'])})" if result.get("threshold") is not None
            else f"(top {esc(pct(result['drop_top']))})")

@@ -5,7 +5,11 @@ Methods (all scored under the *aligned* model = model + adapter):
 - ``exact-anchor`` (default; reference code): exact full-parameter gradient inner products
   ⟨g(z)/‖g(z)‖, ḡ_A⟩ with ḡ_A = mean_i g(a_i)/‖g(a_i)‖ for each anchor set A, anchors on
   their first ``anchor_response_tokens`` response tokens;
-  score = +1·harmful − 1·safe1 − 1·safe2.
+  score = +1·harmful − 1·safe1 − 1·safe2 = ⟨g(z)/‖g(z)‖, Σ_A w_A ḡ_A⟩, computed with ONE
+  combined direction in the model dtype (``exact_directions='combined'``, the default; it
+  fits 7B models) or per set (``'per-set'``: three fp32 copies, also reports the
+  components). ``params='trainable'`` restricts the gradients to the attack's LoRA target
+  weights (:mod:`brittle.features.trainable`).
 - ``grad``: the same with LESS-style projected LoRA gradients (:func:`projected_grads`).
 - ``repr``: last-token final-layer hidden states; score = max cosine to the harmful anchors
   (reference, no safe term); ``repr-bidirectional`` component subtracts max cosine to each
@@ -22,6 +26,7 @@ import importlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +53,10 @@ class ScoreOptions:
     weights: tuple[float, ...] | None = None  # (harmful, safe1, safe2); default (1, 1, 1)
     grad_dim: int = 8192
     seed: int = 0
+    exact_directions: str = "combined"  # combined (one direction, model dtype) | per-set (components)
+    params: str = "all"  # exact-anchor gradient space: all | trainable (attack's LoRA target weights)
+    trainable_targets: tuple[str, ...] | str = "all-linear"  # the attack's LoRA targets
+    gradient_checkpointing: bool = False  # exact-anchor: recompute layers in backward (long candidates)
 
 
 def make_config(cls: type, **kw: Any) -> Any:
@@ -91,9 +100,11 @@ def projected_grads(
 
 def _exact_cfg(opts: ScoreOptions) -> Any:
     F = _features()
+    targets = opts.trainable_targets if isinstance(opts.trainable_targets, str) else list(opts.trainable_targets)
     return make_config(F.ExactAnchorConfig, batch_size=opts.batch_size, max_length=opts.max_length,
                        anchor_tokens=opts.anchor_response_tokens,
-                       candidate_tokens=opts.candidate_response_tokens)
+                       candidate_tokens=opts.candidate_response_tokens, params=opts.params,
+                       trainable_targets=targets, gradient_checkpointing=opts.gradient_checkpointing)
 
 
 def exact_anchor_scores(
@@ -105,6 +116,19 @@ def exact_anchor_scores(
     out = F.exact_anchor_scores(model, tok, list(candidates), {k: list(v) for k, v in anchors.items()},
                                 _exact_cfg(opts), progress=True)
     return {k: S._np(v) for k, v in out.items()}
+
+
+def exact_combined_scores(
+    model: Any, tok: Any, candidates: Sequence[Example], anchors: Mapping[str, list[Example]],
+    weights: Mapping[str, float], opts: ScoreOptions, *, cache_dir: Path | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """({"score": ⟨g(z)/‖g(z)‖, Σ_A w_A ḡ_A⟩, "grad_norm": ‖g(z)‖}, info) with one combined
+    direction; candidate shards cached (resumable) under ``cache_dir`` when given."""
+    from brittle.features.exact_combined import exact_combined_scores as combined
+
+    res = combined(model, tok, list(candidates), {k: list(v) for k, v in anchors.items() if k in weights},
+                   weights, _exact_cfg(opts), cache_dir=cache_dir, progress=True)
+    return {"score": S._np(res.score), "grad_norm": S._np(res.norms)}, res.info
 
 
 def grad_sq_norms(
@@ -143,12 +167,26 @@ def method_scores(
     pool: Sequence[Example],
     anchors: Mapping[str, list[Example]],
     opts: ScoreOptions,
+    *,
+    cache_dir: Path | None = None,
 ) -> dict[str, np.ndarray]:
-    """{"score": final score, plus components: "harmful", "safe1", …} for every pool row."""
+    """{"score": final score, plus components: "harmful", "safe1", …} for every pool row.
+
+    ``cache_dir``: where exact-anchor writes its finished candidate shards (a rerun skips
+    them) and ``info.json`` (share of the anchor gradients in trainable parameters)."""
     if method not in METHODS:
         raise BrittleError(f"unknown method {method!r}; choose from {list(METHODS)}")
     safe_names = sorted(k for k in anchors if k.startswith("safe"))
+    if method == "exact-anchor" and opts.exact_directions == "combined":
+        out, info = exact_combined_scores(model, tok, pool, anchors, _weights(opts, anchors), opts,
+                                          cache_dir=cache_dir)
+        if "anchor_trainable_share" in info:
+            log.info("exact-anchor: %.1f%% of the anchor gradients' squared norm lies in the attack's "
+                     "trainable weights (%s)", 100 * info["anchor_trainable_share"], info.get("trainable_targets"))
+        return out
     if method == "exact-anchor":
+        if opts.params != "all":
+            raise BrittleError("params='trainable' needs exact_directions='combined'")
         parts = exact_anchor_scores(model, tok, pool, anchors, opts)
         return {"score": S.combine(parts, _weights(opts, anchors)), **parts}
     if method == "grad":

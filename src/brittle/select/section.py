@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from brittle.errors import BrittleError
+from brittle.report.format import display_path, duration, looks_like_path
 from brittle.report.html import Section, esc, table, truncate
+from brittle.report.plots import CI_LABEL, pyplot, save_figure
 from brittle.store import JsonlStore, read_json
 
 FORMAT_COLS = ("list", "numbered", "math", "code", "short")
@@ -27,12 +29,7 @@ def embed_png(path: str | Path, caption: str = "") -> str:
 
 
 def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def asr_plot(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
@@ -48,15 +45,11 @@ def asr_plot(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str = "
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("ASR after fine-tuning (95% CI)")
+    ax.set_ylabel(f"ASR after fine-tuning\n(share of harmful prompts; bars: {CI_LABEL})", fontsize=9)
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def histogram_plot(values: Sequence[float], path: str | Path, *, cut: float | None = None,
@@ -70,15 +63,11 @@ def histogram_plot(values: Sequence[float], path: str | Path, *, cut: float | No
         ax.axvline(cut, color="#c0392b", linestyle="--", label="drop threshold")
         ax.legend(fontsize=8)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("rows")
+    ax.set_ylabel("rows (count)")
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def pct(x: Any) -> str:
@@ -107,6 +96,11 @@ def examples_table(rows: Sequence[Mapping[str, Any]], n_prompt: int = 200, n_res
     return table(out, ["rank", "score", "formats", "prompt", "response"])
 
 
+def _shown(value: Any, run_dir: Path) -> str:
+    """A pool/file name for the page: paths relative to the run directory or ``~/…``."""
+    return display_path(value, run_dir) if looks_like_path(value) else str(value)
+
+
 def select_section(run_dir: str | Path, redact: bool = True, *, title: str = "Which benign data breaks safety",
                    top_n: int = 5) -> Section:
     """Format make-up of each selection, method agreement, top-scored examples and (when
@@ -118,12 +112,13 @@ def select_section(run_dir: str | Path, redact: bool = True, *, title: str = "Wh
         raise BrittleError(f"{path} not found: run `brittle select --run-dir {run_dir}` first")
     s = read_json(path)
     parts = [
-        f"<p>Pool <code>{esc(s['pool'])}</code> ({esc(s['n_pool'])} examples) scored under "
-        f"<code>{esc(s['model'])}</code>" + (f" + adapter <code>{esc(s['adapter'])}</code>" if s.get("adapter") else "")
+        f"<p>Pool <code>{esc(_shown(s['pool'], run_dir))}</code> ({esc(s['n_pool'])} examples) scored under "
+        f"<code>{esc(s['model'])}</code>"
+        + (f" + adapter <code>{esc(display_path(s['adapter'], run_dir))}</code>" if s.get("adapter") else "")
         + f" with {esc(', '.join(s['methods']))}; K = {esc(s['k'])}. Anchors: "
         + esc(", ".join(f"{k} ({v['n']}; repr {v.get('n_repr', v['n'])})" for k, v in s.get("anchors", {}).items()))
         + ". Gradient scores: +1·harmful − 1·safe1 − 1·safe2 (He, Xia &amp; Henderson 2024). Scoring time: "
-        + esc(", ".join(f"{m} {v}s" for m, v in (s.get("seconds") or {}).items() if v is not None) or "cached")
+        + esc(", ".join(f"{m} {duration(v)}" for m, v in (s.get("seconds") or {}).items() if v is not None) or "cached")
         + ".</p>"
     ]
     compare = run_dir / "compare" / "results.jsonl"
@@ -138,6 +133,9 @@ def select_section(run_dir: str | Path, redact: bool = True, *, title: str = "Wh
                                         "error bars: 95% CI over seeds (t) or, with one seed, over prompts"))
             parts.append(table([{**r, "asr": pct(r["asr"]), "lo": pct(r["lo"]), "hi": pct(r["hi"])} for r in ctab],
                                ["selection", "n", "n_seeds", "asr", "lo", "hi", "ci_over"]))
+            from brittle.train.recipe import compare_recipe_html
+
+            parts.append(compare_recipe_html(run_dir / "compare"))  # one recipe for every selection
     makeups = {"pool (all)": s["pool_makeup"], **{k: v["makeup"] for k, v in s["selections"].items()}}
     parts.append("<h3>Format make-up of each selection</h3>")
     parts.append(table(makeup_rows(makeups)))
@@ -148,4 +146,4 @@ def select_section(run_dir: str | Path, redact: bool = True, *, title: str = "Wh
     for method, rows in s.get("top", {}).items():
         parts.append(f"<h3>Top-scored pool examples: {esc(method)}</h3>")
         parts.append(examples_table(rows[:top_n]))
-    return Section(title, "".join(parts), "select")
+    return Section(title, "".join(parts), "select", base=str(run_dir))
