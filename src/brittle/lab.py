@@ -199,6 +199,12 @@ def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         synth_n=cfg.size(16, 64),
         prefill_ks=[0, 1, 5, 20] if _small_budget(cfg) else [0, 1, 2, 5, 10, 20, 40],
         max_new_tokens=32 if _small_budget(cfg) else 48,  # the refusal judge reads ~100 chars
+        # quick: the reference's selection rules on 32 + 32 held-out prompts, candidates at the
+        # last post-instruction position only and no scoring of the pruned last 20% of layers
+        # (all positions and layers: ~70 min single-threaded on the 135M model)
+        direction_positions=1 if cfg.quick else None,
+        direction_score_pruned=not cfg.quick,
+        direction_n_train=cfg.size(64, 128),
         device=cfg.device,
         seed=cfg.seed,
     )
