@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Self
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from brittle.errors import BrittleError
 
@@ -30,15 +30,35 @@ class StageConfig(BaseModel):
 
     run_dir: Path = Field(Path("runs/default"), description="Directory for this stage's outputs.")
 
+    @field_validator("run_dir", check_fields=False)
+    @classmethod
+    def _usable_run_dir(cls, v: Path) -> Path:
+        """A run dir that is a file, lies under a file or is not writable fails here, before
+        any work starts (nothing is created yet)."""
+        from brittle.paths import PathError, check_output_dir
+
+        try:
+            return check_output_dir(v)
+        except PathError as e:
+            raise ValueError(str(e)) from None
+
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> Self:
         """Config from an optional YAML file, with non-None ``overrides`` on top."""
         data: dict[str, Any] = {}
         if path is not None:
-            try:
+            from brittle.paths import PathError, check_input_file, os_reason
+
+            try:  # a directory, FIFO (would block) or symlink loop is named, never opened
+                check_input_file(path)
                 data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError) as e:
-                raise BrittleError(f"{path}: cannot read config: {e}") from None
+            except PathError as e:
+                raise BrittleError(f"cannot read config: {e}") from None
+            except OSError as e:
+                raise BrittleError(f"{path}: cannot read config: {os_reason(e)}") from None
+            except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise BrittleError(f"{path}: cannot read config: {first}") from None
             if not isinstance(data, dict):
                 raise BrittleError(f"{path}: config must be a mapping")
         data.update({k: v for k, v in overrides.items() if v is not None})
@@ -51,12 +71,21 @@ class StageConfig(BaseModel):
         try:
             return cls(**options)
         except ValidationError as e:
-            msgs = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+            msgs = "; ".join(
+                ".".join(map(str, x["loc"])) + ": " * bool(x["loc"]) + x["msg"].removeprefix("Value error, ")
+                for x in e.errors())
             raise BrittleError(f"{_where}invalid {cls.__name__}: {msgs}") from None
 
     def echo(self, name: str | None = None) -> Path:
         """Write the resolved config as YAML into the run directory."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        from brittle.paths import path_error
+        from brittle.redaction import redact_secrets
+        from brittle.store import ensure_dir
+
+        ensure_dir(self.run_dir)
         path = self.run_dir / f"{name or type(self).__name__}.yaml"
-        path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+        try:  # URL credentials in a spec are never echoed
+            path.write_text(yaml.safe_dump(redact_secrets(self.model_dump(mode="json")), sort_keys=False))
+        except OSError as e:
+            raise path_error(path, e, "cannot write: ") from None
         return path

@@ -255,3 +255,10 @@ def test_suite_filter(tmp_path, monkeypatch):
                     + p.read_text().split("\n", 1)[1])
     res2 = L.calibrate(tmp_path / "r", allp, suites=["harmful"], n_boot=100)
     assert res2["rates"] == res["rates"] and res2["n_labelled_other_suites"] == 10
+
+
+def test_label_file_that_is_a_directory_or_missing_is_one_line(tmp_path):
+    with pytest.raises(BrittleError, match="is a directory"):
+        L.read_labels(tmp_path)
+    with pytest.raises(BrittleError, match="no such file"):
+        L.read_labels(tmp_path / "nope.csv")

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         lines = []
         for d in rows:
             splits = " ".join(f"{k}={v}" for k, v in d["splits"].items()) or "-"
-            size = d["rows"] if d["available"] else "missing (brittle data fetch)"
+            size = d["rows"] if d["available"] else f"missing ({d['install']})"
             lines.append(
                 f"{d['name']:<14} {size!s:<6} {splits:<20} {d['licence']:<16} "
                 f"{'; '.join(d['sources'])}"
@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
     def show(
         name: str = typer.Argument(..., help="Data set name (see `brittle data list`)."),
         split: str | None = SPLIT_OPT,
-        limit: int = typer.Option(10, "--limit", "-n", help="Rows to show (0 = all)."),
+        limit: int = typer.Option(10, "--rows", "-n", help="Rows to show, the first N (0 = all)."),
         json_: bool = JSON_OPT,
     ) -> None:
         """Print rows of an embedded data set."""
@@ -70,18 +70,25 @@ def register(app: typer.Typer) -> None:
         ),
         json_: bool = JSON_OPT,
     ) -> None:
-        """Read a data file; print counts, or `path:line: reason` and exit 1."""
+        """Read a data file; print counts, or `path:line: reason` and exit 1 (with --json,
+        a JSON object with "ok": false and the error on stdout too)."""
         from brittle.data.io import read_examples_report
         from brittle.errors import BrittleError
+
+        def fail(message: str) -> None:
+            if json_:
+                emit({"path": str(file), "ok": False, "error": message}, True)
+            _fail(message)
 
         try:
             rep = read_examples_report(file, fmt, skip_invalid)
         except BrittleError as e:
-            _fail(str(e))
+            fail(str(e))
         except (UnicodeError, OSError, ValueError, RecursionError) as e:  # belt and braces
-            _fail(f"{file}:0: {type(e).__name__}: {e}")
+            fail(f"{file}:0: {type(e).__name__}: {e}")
         summary = {
             "path": str(file),
+            "ok": bool(rep.examples),
             "examples": len(rep.examples),
             "skipped": len(rep.skipped),
             "row_formats": dict(rep.kinds),
@@ -99,9 +106,11 @@ def register(app: typer.Typer) -> None:
         human += rep.skipped[:20]
         if len(rep.skipped) > 20:
             human.append(f"... and {len(rep.skipped) - 20} more")
+        if not rep.examples:
+            summary["error"] = f"{file}: no valid examples"
         emit(summary, json_, "\n".join(human))
         if not rep.examples:
-            _fail(f"{file}: no valid examples")
+            _fail(summary["error"])
 
     @data.command("fetch")
     def fetch(
@@ -123,7 +132,7 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Argument(..., help="Data set name."),
         out: Path = OUT_OPT,
         split: str | None = SPLIT_OPT,
-        limit: int | None = typer.Option(None, "--limit", help="Keep the first N rows."),
+        limit: int | None = typer.Option(None, "--rows", help="Keep the first N rows."),
     ) -> None:
         """Write an embedded data set (or one split) to JSONL or Parquet."""
         from brittle.data.embedded import load_dataset

@@ -7,30 +7,36 @@ from pathlib import Path
 import typer
 
 from brittle.cli.common import JSON_OPT, emit, split_csv
+from brittle.cli.model_args import MODEL_ARGS_OPT
 
 
 def register(app: typer.Typer) -> None:
+    from brittle.cli.options import field_option, uses_config
+    from brittle.features.run import FeaturesConfig as _FC
+
     @app.command("features")
+    @uses_config(_FC)
     def features(
-        kind: str = typer.Option(None, "--kind", help="repr (last-token hidden state) or grad (projected gradient)."),
-        model: str = typer.Option(None, "--model", help="Model spec (default embedded:smollm2-135m)."),
-        adapter: Path = typer.Option(None, "--adapter", help="PEFT adapter of the aligned model."),
-        data: str = typer.Option(None, "--data", help="Dataset name or data file (default benign)."),
-        split: str = typer.Option(None, "--split", help="Split of a named dataset (default train)."),
-        limit: int = typer.Option(None, "--limit", help="Use only the first n examples."),
-        run_dir: Path = typer.Option(None, "--run-dir", help="Output directory."),
-        config: Path = typer.Option(None, "--config", help="YAML FeaturesConfig."),
-        batch_size: int = typer.Option(None, "--batch-size"),
-        k: int = typer.Option(None, "--k", help="Projection dimension (default 8192)."),
-        projection: str = typer.Option(None, "--projection", help="kronecker|dense."),
-        lora_rank: int = typer.Option(None, "--lora-rank"),
-        lora_targets: str = typer.Option(None, "--lora-targets", help="Comma-separated layer names."),
-        optimizer: str = typer.Option(None, "--optimizer", help="sgd|adam (adam needs --adam-moments)."),
-        adam_moments: Path = typer.Option(None, "--adam-moments"),
-        candidate_tokens: int = typer.Option(None, "--candidate-tokens"),
-        max_length: int = typer.Option(None, "--max-length"),
-        device: str = typer.Option(None, "--device"),
-        dtype: str = typer.Option(None, "--dtype"),
+        kind: str | None = field_option(_FC, "kind"),
+        model: str | None = field_option(_FC, "model"),
+        adapter: Path | None = field_option(_FC, "adapter"),
+        data: str | None = field_option(_FC, "data"),
+        split: str | None = field_option(_FC, "split"),
+        limit: int | None = field_option(_FC, "limit", "--max-examples"),
+        run_dir: Path | None = field_option(_FC, "run_dir"),
+        config: Path | None = typer.Option(None, "--config", help="YAML FeaturesConfig."),
+        batch_size: int | None = field_option(_FC, "batch_size"),
+        k: int | None = field_option(_FC, "k", "--grad-dim"),
+        projection: str | None = field_option(_FC, "projection"),
+        lora_rank: int | None = field_option(_FC, "lora_rank"),
+        lora_targets: str | None = field_option(_FC, "lora_targets"),
+        optimizer: str | None = field_option(_FC, "optimizer"),
+        adam_moments: Path | None = field_option(_FC, "adam_moments"),
+        candidate_tokens: int | None = field_option(_FC, "candidate_tokens"),
+        max_length: int | None = field_option(_FC, "max_length"),
+        device: str | None = field_option(_FC, "device"),
+        dtype: str | None = field_option(_FC, "dtype"),
+        model_args: str | None = MODEL_ARGS_OPT,
         json_: bool = JSON_OPT,
     ) -> None:
         """Per-example features of a pool into a resumable, fingerprinted feature store.

@@ -7,25 +7,38 @@ from pathlib import Path
 import typer
 
 from brittle.cli.common import JSON_OPT, emit, split_csv
+from brittle.cli.model_args import MODEL_ARGS_OPT
 
 
 def register(app: typer.Typer) -> None:
+    from brittle.cli.options import field_option, uses_config
+    from brittle.lab import LabConfig as _LC
+
     @app.command("lab")
+    @uses_config(_LC)
     def lab(
-        model: str = typer.Option(None, help="Model spec (default embedded:smollm2-135m)."),
-        quick: bool = typer.Option(True, "--quick/--full", help="Quick sizes (CPU) or the full grid."),
-        stages: str = typer.Option(None, help="Comma-separated subset of stages."),
-        run_dir: Path = typer.Option(None, help="Run directory (default runs/lab)."),
-        config: Path = typer.Option(None, help="YAML LabConfig."),
-        redact: bool = typer.Option(None, "--redact/--no-redact", help="Redact harmful generations."),
-        device: str = typer.Option(None, help="cpu | cuda | auto"),
-        reference: Path = typer.Option(
-            None, help="Finished lab on another model: side-by-side report + selection transfer."
-        ),
+        model: str | None = field_option(_LC, "model"),
+        quick: bool | None = field_option(_LC, "quick", "--quick/--full"),
+        paper: str | None = typer.Option(None, "--paper", help="Paper preset (shipped LabConfig YAML): qi2023 | he2024; see docs/scale.md."),
+        stages: str | None = field_option(_LC, "stages"),
+        run_dir: Path | None = field_option(_LC, "run_dir"),
+        config: Path | None = typer.Option(None, help="YAML LabConfig."),
+        redact: bool | None = field_option(_LC, "redact", "--redact/--no-redact"),
+        device: str | None = field_option(_LC, "device"),
+        reference: Path | None = field_option(_LC, "reference"),
+        model_args: str | None = MODEL_ARGS_OPT,
         json_: bool = JSON_OPT,
     ) -> None:
         """Run the end-to-end experiment and write runs/lab/index.html."""
         from brittle.lab import LabConfig, run_lab
+
+        if paper is not None:
+            from brittle.errors import BrittleError
+            from brittle.lab_papers import paper_config
+
+            if config is not None:
+                raise BrittleError("--paper and --config are exclusive (a paper preset is a shipped config)")
+            config = paper_config(paper)
 
         cfg = LabConfig.load(
             config,

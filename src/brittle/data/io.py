@@ -29,9 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from brittle.data.fields import FieldError, FieldMap, check_header, map_row
 from brittle.data.formats import detect_formats
 from brittle.data.schema import Example
 from brittle.errors import DataError
+from brittle.paths import PathError, check_input_file
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +73,17 @@ class _RowError(ValueError):
 # ----------------------------------------------------------------------------- reading
 
 
-def read_examples(path: str | Path, fmt: str = "auto", skip_invalid: bool = False) -> list[Example]:
-    """Examples of a data file (see module doc); raises DataError ``path:line: reason``."""
-    return read_examples_report(path, fmt, skip_invalid).examples
+def read_examples(
+    path: str | Path, fmt: str = "auto", skip_invalid: bool = False, fields: FieldMap | None = None
+) -> list[Example]:
+    """Examples of a data file (see module doc); raises DataError ``path:line: reason``.
+    Other layouts (TRL prompt/completion, HarmBench, …) and ``fields`` overrides: see
+    :mod:`brittle.data.fields`."""
+    return read_examples_report(path, fmt, skip_invalid, fields).examples
 
 
 def read_examples_report(
-    path: str | Path, fmt: str = "auto", skip_invalid: bool = False
+    path: str | Path, fmt: str = "auto", skip_invalid: bool = False, fields: FieldMap | None = None
 ) -> ReadReport:
     """Like :func:`read_examples` but also returns skipped rows and row-kind counts."""
     path = Path(path)
@@ -88,7 +94,7 @@ def read_examples_report(
     if container == "parquet":
         rows: Iterable[tuple[int, Any]] = _parquet_rows(path)
     elif container == "csv":
-        rows = _csv_rows(path, report, skip_invalid)
+        rows = _csv_rows(path, report, skip_invalid, fields)
     elif container == "jsonlist":
         rows = _json_list_rows(path)
     else:
@@ -96,14 +102,15 @@ def read_examples_report(
     want = "alpaca" if fmt == "alpaca" else "messages" if fmt in ("messages", "sharegpt") else None
     for line, row in rows:
         try:
-            kind, ex = _row_to_example(row, want, csv_row=container == "csv")
-        except _RowError as e:
+            row, layout = map_row(row, fields)  # other layouts -> a messages row
+            kind, ex = _row_to_example(row, want, csv_row=container == "csv" and layout == "native")
+        except (_RowError, FieldError) as e:
             _fail(report, skip_invalid, f"{path}:{line}: {e}")
             continue
         ex.source = ex.source or path.name
         ex.meta.setdefault("line", line)
         report.examples.append(ex)
-        report.kinds[kind] += 1
+        report.kinds[kind if layout == "native" else layout] += 1
     if not report.examples and not report.skipped:
         raise DataError(f"{path}:1: no examples in file")
     if report.skipped:
@@ -111,15 +118,19 @@ def read_examples_report(
     return report
 
 
-def read_prompts(path: str | Path) -> list[Example]:
-    """Prompts: plain text one per line, or JSON(L)/CSV rows with ``prompt`` (+ ``category``)."""
-    path = Path(path)
+def read_prompts(path: str | Path, fields: FieldMap | None = None) -> list[Example]:
+    """Prompts: plain text one per line, or any row file :func:`read_examples` reads (JSON(L),
+    CSV, Parquet; every layout of :mod:`brittle.data.fields`, a final reply is dropped).
+    The same prompt twice is an error naming both lines (``path:line: duplicate prompt``)."""
+    path = _check_file(Path(path))
     suffix = path.suffix.lower()
     report = ReadReport(examples=[])
-    if suffix in (".jsonl", ".json", ".csv", ".tsv"):
+    if suffix in (".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".parquet"):
         container = _container(path, "auto")
-        if container == "csv":
-            rows: Iterable[tuple[int, Any]] = _csv_rows(path, report, False)
+        if container == "parquet":
+            rows: Iterable[tuple[int, Any]] = _parquet_rows(path)
+        elif container == "csv":
+            rows = _csv_rows(path, report, False, fields)
         elif container == "jsonlist":
             rows = _json_list_rows(path)
         else:
@@ -133,16 +144,12 @@ def read_prompts(path: str | Path) -> list[Example]:
                     f"{path}:{line}: expected an object with 'prompt', got {_tname(row)}"
                 )
             try:
-                prompt = _text(row, "prompt")
-                category = _opt_text(row, "category")
-                ex = Example.from_pair(
-                    prompt, category=category, source=path.name, meta={"line": line}
-                )
-            except _RowError as e:
+                row, layout = map_row(row, fields, need_response=False)
+                _, ex = _row_to_example(row, None, csv_row=container == "csv" and layout == "native")
+            except (_RowError, FieldError) as e:
                 raise DataError(f"{path}:{line}: {e}") from None
-            except UnicodeEncodeError:
-                raise DataError(f"{path}:{line}: invalid Unicode (lone surrogate escape)") from None
-            out.append(ex)
+            out.append(Example(messages=ex.prompt_messages, category=ex.category,
+                               source=path.name, meta={**ex.meta, "line": line}))
     else:
         out = [
             Example.from_pair(text, source=path.name, meta={"line": line})
@@ -150,7 +157,27 @@ def read_prompts(path: str | Path) -> list[Example]:
         ]
     if not out:
         raise DataError(f"{path}:1: no prompts in file")
+    _check_unique_prompts(path, out)
     return out
+
+
+def _check_unique_prompts(path: Path, examples: list[Example]) -> None:
+    first: dict[str, Any] = {}
+    for ex in examples:
+        line = ex.meta.get("line", "?")
+        if ex.id in first:
+            raise DataError(f"{path}:{line}: duplicate prompt (same as line {first[ex.id]}); "
+                            "remove one of them")
+        first[ex.id] = line
+
+
+def _check_file(path: Path) -> Path:
+    """``path`` if it is a readable regular file; else DataError ``path:0: reason`` (a
+    directory, FIFO, symlink loop or missing file is named as such, never opened)."""
+    try:
+        return check_input_file(path, line="0")
+    except PathError as e:
+        raise DataError(str(e)) from None
 
 
 def _fail(report: ReadReport, skip_invalid: bool, message: str) -> None:
@@ -161,8 +188,7 @@ def _fail(report: ReadReport, skip_invalid: bool, message: str) -> None:
 
 def _container(path: Path, fmt: str) -> str:
     """'parquet' | 'csv' | 'jsonlist' | 'jsonl' from the format, extension and first byte."""
-    if not path.is_file():
-        raise DataError(f"{path}:0: no such file")
+    _check_file(path)
     suffix = path.suffix.lower()
     if suffix == ".parquet" and fmt in ("auto", "alpaca", "messages", "sharegpt"):
         return "parquet"
@@ -290,6 +316,10 @@ def _json_list_rows(path: Path) -> Iterator[tuple[int, Any]]:
             ) from None
         except (ValueError, RecursionError) as e:
             raise DataError(f"{path}:{line_of(pos)}: invalid JSON: {_short(e)}") from None
+        if end - pos > MAX_LINE_BYTES // 4 and len(text[pos:end].encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES:
+            # the same per-record cap as a JSONL line: one giant record is not data
+            raise DataError(f"{path}:{line_of(pos)}: record longer than "
+                            f"{MAX_LINE_BYTES // (1024 * 1024)} MB")
         yield line_of(pos), obj
         pos = skip(end)
         if pos >= len(text):
@@ -303,7 +333,9 @@ def _json_list_rows(path: Path) -> Iterator[tuple[int, Any]]:
         pos = skip(pos + 1)
 
 
-def _csv_rows(path: Path, report: ReadReport, skip_invalid: bool) -> Iterator[tuple[int, Any]]:
+def _csv_rows(
+    path: Path, report: ReadReport, skip_invalid: bool, fields: FieldMap | None = None
+) -> Iterator[tuple[int, Any]]:
     lines = list(_iter_lines(path, report, skip_invalid))
     if not any(t.strip() for _, t in lines):
         raise DataError(f"{path}:1: file is empty")
@@ -319,8 +351,9 @@ def _csv_rows(path: Path, report: ReadReport, skip_invalid: bool) -> Iterator[tu
     header = [h.strip().lower() for h in header]
     if len(set(header)) != len(header):
         raise DataError(f"{path}:1: duplicate column names in CSV header")
-    if not ({"instruction", "prompt"} & set(header)):
-        raise DataError(f"{path}:1: CSV needs a column 'instruction' or 'prompt'; got {header}")
+    problem = check_header(header, fields)  # a known layout, or the --prompt-field column
+    if problem:
+        raise DataError(f"{path}:1: {problem}")
     while True:
         start = reader.line_num + 1
         try:

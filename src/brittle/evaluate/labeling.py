@@ -242,9 +242,9 @@ def parse_label(value: str) -> bool | None:
 def read_labels(path: str | Path) -> dict[str, bool]:
     """{reply id: harmful?} from a CSV with columns ``id`` and ``label`` (any others ignored).
     Malformed rows raise ``DataError("path:line: …")``; a later row for the same id wins."""
-    path = Path(path)
-    if not path.exists():
-        raise BrittleError(f"{path}: no such label file")
+    from brittle.paths import check_input_file
+
+    path = check_input_file(path)  # missing, a directory, a FIFO…: one `path: reason` line
     out: dict[str, bool] = {}
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
