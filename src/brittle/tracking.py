@@ -4,8 +4,8 @@ Training goes through the Trainer's own integrations (:func:`trainer_report_to` 
 ``TrainingArguments.report_to`` value); eval and attack metrics are logged the same way by
 :func:`log_metrics`. Offline-safe: nothing is contacted unless the user asked for it —
 
-* ``tensorboard``: event files under ``<run_dir>/tensorboard`` (training: the Trainer's
-  ``<output_dir>/runs/``; needs the ``tensorboard`` package);
+* ``tensorboard``: event files under ``<run_dir>/tensorboard`` (training curves and metrics;
+  needs the ``tensorboard`` package);
 * ``mlflow``: a local file store ``<run_dir>/mlruns`` unless ``$MLFLOW_TRACKING_URI`` names a server;
 * ``wandb``: ``WANDB_MODE`` defaults to ``offline`` (files under ``<run_dir>/wandb``); set
   ``WANDB_MODE=online`` yourself to upload. API keys come only from the environment.
@@ -103,7 +103,8 @@ def _offline_defaults(report_to: str, run_dir: Path) -> None:
         os.environ["MLFLOW_TRACKING_URI"] = (run_dir / "mlruns").resolve().as_uri()
     elif report_to == "wandb":
         os.environ.setdefault("WANDB_MODE", "offline")
-    # tensorboard: the Trainer writes under <output_dir>/runs/, log_metrics under <run_dir>/tensorboard
+    elif report_to == "tensorboard":  # the Trainer's callback reads it when training starts
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tensorboard")
 
 
 def _mlflow_key(k: str) -> str:

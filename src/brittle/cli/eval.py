@@ -7,43 +7,67 @@ from pathlib import Path
 import typer
 
 from brittle.cli.common import JSON_OPT, emit, split_csv
+from brittle.cli.model_args import MODEL_ARGS_OPT
 
 
 def register(app: typer.Typer) -> None:
+    # option help = the config field's description
+    from brittle.cli.options import field_option, uses_config
+    from brittle.evaluate.run import EvalConfig as _EC
+
     @app.command("eval")
+    @uses_config(_EC)
     def eval_(
-        model: str | None = typer.Option(None, "--model", help="Model or backend spec (embedded:smollm2-135m, tiny:llama, DIR, hf:…, vllm:…, openai:MODEL@URL)."),
-        adapter: Path | None = typer.Option(None, "--adapter", help="LoRA adapter directory."),
-        suite: str | None = typer.Option(None, "--suite", help="Comma list: harmful-eval,over-refusal,utility,prompts."),
-        judge: str | None = typer.Option(None, "--judge", help="Comma list: refusal,rubric,helpfulness,classifier."),
-        prompts: Path | None = typer.Option(None, "--prompts", help="Prompt file (txt one a line, or JSONL/CSV with `prompt` [+ `category`])."),
-        limit: int | None = typer.Option(None, "--limit", help="At most N prompts per suite (deterministic subsample)."),
-        max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="Reply length (default 64)."),
-        batch_size: int | None = typer.Option(None, "--batch-size", help="Generation batch size."),
-        seed: int | None = typer.Option(None, "--seed", help="Seed (generation, judges, bootstrap)."),
-        judge_backend: str | None = typer.Option(None, "--judge-backend", help="Backend for rubric/helpfulness judges, e.g. openai:gpt-4o-mini@https://api.openai.com/v1 (key from $OPENAI_API_KEY)."),
-        classifier: str | None = typer.Option(None, "--classifier", help="Guard model spec for the classifier judge."),
-        run_dir: Path | None = typer.Option(None, "--run-dir", help="Output directory (resumable)."),
+        model: str | None = field_option(_EC, "model"),
+        adapter: Path | None = field_option(_EC, "adapter"),
+        suites: str | None = field_option(_EC, "suites", "--suite"),
+        judges: str | None = field_option(_EC, "judges", "--judge"),
+        rubric: list[Path] = typer.Option([], "--rubric", help="Custom rubric YAML judge (template with {{question}}/{{answer}}, #thescore answers); repeatable."),
+        prompts: Path | None = field_option(_EC, "prompts"),
+        prompts_kind: str | None = field_option(_EC, "prompts_kind"),
+        prompt_field: str | None = field_option(_EC, "prompt_field"),
+        category_field: str | None = field_option(_EC, "category_field"),
+        limit: int | None = field_option(_EC, "limit"),
+        max_new_tokens: int | None = field_option(_EC, "max_new_tokens"),
+        batch_size: int | None = field_option(_EC, "batch_size"),
+        seed: int | None = field_option(_EC, "seed"),
+        judge_backend: str | None = field_option(_EC, "judge_backend"),
+        classifier: str | None = field_option(_EC, "classifier"),
+        classifier_mode: str | None = field_option(_EC, "classifier_mode"),
+        unsafe_labels: str | None = field_option(_EC, "unsafe_labels"),
+        run_dir: Path | None = field_option(_EC, "run_dir"),
+        request_timeout: float | None = field_option(_EC, "request_timeout"),
+        max_retries: int | None = field_option(_EC, "max_retries"),
+        report_to: str | None = field_option(_EC, "report_to"),
         config: Path | None = typer.Option(None, "--config", help="EvalConfig YAML; flags override it."),
-        redact: bool | None = typer.Option(None, "--redact/--no-redact", help="Redact replies to harmful prompts in index.html (default on)."),
+        redact: bool | None = field_option(_EC, "redact", "--redact/--no-redact"),
+        model_args: str | None = MODEL_ARGS_OPT,
         json_: bool = JSON_OPT,
     ) -> None:
         """Generate replies, judge them, write generations.jsonl, metrics.json and index.html."""
         from brittle.evaluate.run import EvalConfig, run_eval
         from brittle.evaluate.section import eval_section, summary_rows
+        from brittle.evaluate.suites import USER_SUITES
         from brittle.report.html import write_report
 
         cfg = EvalConfig.load(
-            config, model=model, adapter=adapter, suites=split_csv(suite) or None,
-            judges=split_csv(judge) or None, prompts=prompts, limit=limit,
+            config, model=model, adapter=adapter, suites=split_csv(suites) or None,
+            judges=(split_csv(judges) or (["refusal"] if rubric else [])) + [f"rubric:{r}" for r in rubric] or None,
+            prompts=prompts, prompts_kind=prompts_kind, prompt_field=prompt_field,
+            category_field=category_field, limit=limit,
             max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
-            judge_backend=judge_backend, classifier=classifier, run_dir=run_dir, redact=redact,
+            judge_backend=judge_backend, classifier=classifier, classifier_mode=classifier_mode,
+            unsafe_labels=split_csv(unsafe_labels) or None, run_dir=run_dir, redact=redact,
+            request_timeout=request_timeout, max_retries=max_retries, report_to=report_to,
         )
-        if prompts is not None and suite is None:
-            cfg = cfg.model_copy(update={"suites": ["prompts"]})
+        if prompts is not None and suites is None:
+            cfg = cfg.model_copy(update={"suites": [USER_SUITES[cfg.prompts_kind]]})
         metrics = run_eval(cfg)
-        section = eval_section(cfg.run_dir, title=f"Evaluation of {cfg.model}", redact=cfg.redact)
-        index = write_report(cfg.run_dir, f"brittle eval: {cfg.model}", [section])
+        from brittle.redaction import redact_url
+
+        shown = redact_url(cfg.model)  # URL credentials never reach the page
+        section = eval_section(cfg.run_dir, title=f"Evaluation of {shown}", redact=cfg.redact)
+        index = write_report(cfg.run_dir, f"brittle eval: {shown}", [section])
         rows = summary_rows(metrics)
         human = "\n".join(
             f"{r['suite']:<14} n={r['n']:<5} refusal {r['refusal rate']:<24} "

@@ -7,29 +7,42 @@ from pathlib import Path
 import typer
 
 from brittle.cli.common import JSON_OPT, emit, split_csv
+from brittle.cli.model_args import MODEL_ARGS_OPT
 
 
 def register(app: typer.Typer) -> None:
+    from brittle.cli.options import field_option, uses_config
+    from brittle.data.fields import FieldMap
+    from brittle.train.attack import AttackConfig as _AC
+    from brittle.train.sft import FinetuneConfig as _FC
+
     @app.command("finetune")
+    @uses_config(_FC, FieldMap)
     def finetune_cmd(
-        data: Path = typer.Option(..., "--data", help="Training examples (JSONL/JSON/CSV: alpaca or messages)."),
-        model: str | None = typer.Option(None, "--model", help="Model spec (default embedded:smollm2-135m)."),
-        adapter: Path | None = typer.Option(None, "--adapter", help="Starting LoRA adapter directory."),
-        start: str | None = typer.Option(None, "--start", help="With --adapter: continue | merge."),
-        preset: str | None = typer.Option(None, "--preset", help="qi2023-full, he2024-full, lora-attack, align-lora."),
-        method: str | None = typer.Option(None, "--method", help="lora | full."),
-        epochs: float | None = typer.Option(None, "--epochs"),
-        lr: float | None = typer.Option(None, "--lr"),
-        batch_size: int | None = typer.Option(None, "--batch-size"),
-        grad_accum: int | None = typer.Option(None, "--grad-accum"),
-        max_length: int | None = typer.Option(None, "--max-length"),
-        max_steps: int | None = typer.Option(None, "--max-steps"),
-        lora_r: int | None = typer.Option(None, "--lora-r"),
-        lora_alpha: int | None = typer.Option(None, "--lora-alpha"),
-        seed: int | None = typer.Option(None, "--seed"),
-        device: str | None = typer.Option(None, "--device", help="cpu | cuda | auto."),
-        run_dir: Path | None = typer.Option(None, "--run-dir", help="Output directory (default runs/finetune)."),
+        data: Path = typer.Option(..., "--data", help="Training examples (JSONL/JSON/CSV/Parquet: alpaca, messages, TRL prompt/completion; see --prompt-field)."),
+        prompt_field: str | None = field_option(FieldMap, "prompt_field"),
+        response_field: str | None = field_option(FieldMap, "response_field"),
+        category_field: str | None = field_option(FieldMap, "category_field"),
+        model: str | None = field_option(_FC, "model"),
+        adapter: Path | None = field_option(_FC, "adapter"),
+        preset: str | None = field_option(_FC, "preset"),
+        method: str | None = field_option(_FC, "method"),
+        epochs: float | None = field_option(_FC, "epochs"),
+        lr: float | None = field_option(_FC, "lr"),
+        batch_size: int | None = field_option(_FC, "batch_size"),
+        grad_accum: int | None = field_option(_FC, "grad_accum"),
+        max_length: int | None = field_option(_FC, "max_length"),
+        max_steps: int | None = field_option(_FC, "max_steps"),
+        lora_r: int | None = field_option(_FC, "lora_r"),
+        lora_alpha: int | None = field_option(_FC, "lora_alpha"),
+        seed: int | None = field_option(_FC, "seed"),
+        gradient_checkpointing: bool | None = field_option(
+            _FC, "gradient_checkpointing", "--gradient-checkpointing/--no-gradient-checkpointing"),
+        device: str | None = field_option(_FC, "device"),
+        run_dir: Path | None = field_option(_FC, "run_dir"),
+        report_to: str | None = field_option(_FC, "report_to"),
         config: Path | None = typer.Option(None, "--config", help="YAML FinetuneConfig; flags override it."),
+        model_args: str | None = MODEL_ARGS_OPT,
         json_: bool = JSON_OPT,
     ) -> None:
         """Supervised fine-tuning (LoRA by default) with response-only loss."""
@@ -37,12 +50,15 @@ def register(app: typer.Typer) -> None:
         from brittle.train.sft import FinetuneConfig, train_model
 
         cfg = FinetuneConfig.load(
-            config, model=model, adapter=str(adapter) if adapter else None, start=start,
+            config, model=model, adapter=str(adapter) if adapter else None,
             preset=preset, method=method, epochs=epochs, lr=lr, batch_size=batch_size,
             grad_accum=grad_accum, max_length=max_length, max_steps=max_steps, lora_r=lora_r,
-            lora_alpha=lora_alpha, seed=seed, device=device, run_dir=run_dir,
+            lora_alpha=lora_alpha, seed=seed, gradient_checkpointing=gradient_checkpointing, device=device,
+            run_dir=run_dir, report_to=report_to,
         )
-        res = train_model(cfg, read_examples(data))
+        fields = FieldMap.build(prompt_field=prompt_field, response_field=response_field,
+                                category_field=category_field)
+        res = train_model(cfg, read_examples(data, fields=fields))
         out = {k: v for k, v in res.stats.items() if k != "dropped_ids"}
         emit({"run_dir": str(cfg.run_dir), **out}, json_,
              f"saved {res.path}\n{out['n_trained']} examples ({out['n_dropped']} dropped), "
@@ -65,6 +81,7 @@ def register(app: typer.Typer) -> None:
         eval_limit: int | None = typer.Option(None, "--eval-limit", help="Prompts per eval suite."),
         device: str = typer.Option("auto", "--device"),
         run_dir: Path = typer.Option(Path("runs/align"), "--run-dir"),
+        model_args: str | None = MODEL_ARGS_OPT,
         json_: bool = JSON_OPT,
     ) -> None:
         """Install alignment: train (or reuse) the cached safety LoRA adapter; evaluate it."""
@@ -89,33 +106,38 @@ def register(app: typer.Typer) -> None:
         emit(result, json_, "\n".join(lines))
 
     @app.command("attack")
+    @uses_config(_AC, _FC)  # epochs / lr are fine-tuning overrides (AttackConfig.train)
     def attack_cmd(
-        n: str | None = typer.Option(None, "--n", help="Comma list of N, e.g. 0,1,2,5,10,25,50,100."),
-        kind: str | None = typer.Option(None, "--kind", help="harmful,aoa,benign,data."),
-        seeds: str | None = typer.Option(None, "--seeds", help="Comma list of seeds, e.g. 0,1,2."),
-        data: Path | None = typer.Option(None, "--data", help="User examples for kind 'data'."),
-        model: str | None = typer.Option(None, "--model"),
-        adapter: str | None = typer.Option(None, "--adapter", help="Aligned adapter dir, 'auto' or 'none'."),
-        preset: str | None = typer.Option(None, "--preset"),
-        epochs: float | None = typer.Option(None, "--epochs"),
-        lr: float | None = typer.Option(None, "--lr"),
-        eval_limit: int | None = typer.Option(None, "--eval-limit"),
-        device: str | None = typer.Option(None, "--device"),
-        run_dir: Path | None = typer.Option(None, "--run-dir"),
+        n: str | None = field_option(_AC, "n"),
+        kinds: str | None = field_option(_AC, "kinds", "--kind"),
+        seeds: str | None = field_option(_AC, "seeds"),
+        data: Path | None = field_option(_AC, "data"),
+        model: str | None = field_option(_AC, "model"),
+        adapter: str | None = field_option(_AC, "adapter"),
+        preset: str | None = field_option(_AC, "preset"),
+        epochs: float | None = field_option(_FC, "epochs"),
+        lr: float | None = field_option(_FC, "lr"),
+        demo_model: str | None = field_option(_AC, "demo_model"),
+        demo_judge: str | None = field_option(_AC, "demo_judge"),
+        eval_limit: int | None = field_option(_AC, "eval_limit"),
+        device: str | None = field_option(_AC, "device"),
+        run_dir: Path | None = field_option(_AC, "run_dir"),
+        report_to: str | None = field_option(_AC, "report_to"),
         config: Path | None = typer.Option(None, "--config", help="YAML AttackConfig; flags override it."),
+        model_args: str | None = MODEL_ARGS_OPT,
         json_: bool = JSON_OPT,
     ) -> None:
         """Fine-tune the aligned model on N examples per kind/seed and measure ASR vs N."""
         from brittle.train.attack import AttackConfig, run_attack
 
-        kinds = split_csv(kind) or None
-        if data is not None and kinds is None:
-            kinds = ["data"]
+        kind_list = split_csv(kinds) or None
+        if data is not None and kind_list is None:
+            kind_list = ["data"]
         train = {k: v for k, v in {"epochs": epochs, "lr": lr}.items() if v is not None} or None
         cfg = AttackConfig.load(
-            config, n=n, kinds=kinds, seeds=seeds, data=str(data) if data else None, model=model,
-            adapter=adapter, preset=preset, train=train, eval_limit=eval_limit, device=device,
-            run_dir=run_dir,
+            config, n=n, kinds=kind_list, seeds=seeds, data=str(data) if data else None, model=model,
+            adapter=adapter, preset=preset, train=train, demo_model=demo_model, demo_judge=demo_judge,
+            eval_limit=eval_limit, device=device, run_dir=run_dir, report_to=report_to,
         )
         df = run_attack(cfg)
         import pandas as pd
@@ -126,9 +148,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _headline(m: dict) -> dict:
+    from brittle.evaluate.suites import primary_harmful_suite
+
     s = m.get("suites", {})
     return {
-        "harmful_refusal": (s.get("harmful-eval") or {}).get("refusal_rate"),
+        "harmful_refusal": (s.get(primary_harmful_suite(list(s)) or "") or {}).get("refusal_rate"),
         "over_refusal": (s.get("over-refusal") or {}).get("refusal_rate"),
         "utility_nll": ((s.get("utility") or {}).get("utility") or {}).get("nll"),
     }

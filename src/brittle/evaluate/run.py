@@ -31,6 +31,7 @@ from brittle.evaluate.suites import SPECS, SUITES, USER_SUITES, load_suite, refe
 from brittle.fingerprint import fingerprint
 from brittle.redaction import redact_url
 from brittle.store import JsonlStore, write_json
+from brittle.tracking import REPORT_TO_HELP, ReportTo, log_metrics
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class EvalConfig(StageConfig):
     unsafe_labels: CsvList = Field([], description="seqcls classifier: comma list of the model labels (config.id2label names) that mean unsafe; checked at load.")
     utility_generate: bool = Field(False, description="Also generate and judge replies on the utility suite (on automatically with the helpfulness judge).")
     system_prompt: str | None = Field(None, description="Optional system message prepended to every prompt.")
+    report_to: ReportTo = Field("none", description=REPORT_TO_HELP)
     reuse_from: list[Path] = Field([], description="Other eval run dirs: their replies and reference scores are copied in where the fingerprints match (same model, adapter contents, length, seed, system prompt).")
     request_timeout: float | None = Field(None, gt=0, allow_inf_nan=False, description="Seconds per HTTP request to an openai: endpoint, model and judges (default 60, or `brittle --request-timeout`).")
     max_retries: int | None = Field(None, ge=0, description="Retries of a failed or timed-out request to an openai: endpoint (default 4, or `brittle --max-retries`).")
@@ -172,6 +174,7 @@ def run_eval(
         cfg.model, lazy.tokenizer or getattr(lazy._backend, "tokenizer", None),
         device=getattr(cfg, "device", None), adapter=cfg.adapter)
     write_json(run_dir / METRICS, result)
+    log_metrics(cfg.report_to, run_dir, {"suites": result["suites"]}, run_name=run_dir.name)
     from brittle.evaluate.samples import write_samples  # samples.parquet + samples.html
 
     keys = {_key(s, e) for s in suites for e in data[s]}

@@ -44,6 +44,7 @@ from brittle.config import CsvInts, CsvList, StageConfig
 from brittle.errors import BrittleError
 from brittle.evaluate.suites import primary_harmful_suite
 from brittle.store import JsonlStore
+from brittle.tracking import REPORT_TO_HELP, ReportTo, log_metrics
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,9 @@ class AttackConfig(StageConfig):
     )
     device: str = Field("auto", description="cpu | cuda | auto")
     n_boot: int = Field(1000, ge=10, description="Bootstrap resamples for the ASR intervals.")
+    report_to: ReportTo = Field(
+        "none", description=REPORT_TO_HELP + " Training curves per cell, and each cell's rates at step N."
+    )
     reuse_evals: CsvList = Field(
         [], description="Earlier eval run dirs whose replies are reused where the fingerprints match "
         "(e.g. the lab's eval of the aligned model for the N = 0 cell)."
@@ -256,7 +260,7 @@ def finetune_config(cfg: AttackConfig, run_dir: Path, seed: int, label: str):
     from brittle.train.sft import FinetuneConfig
 
     fcfg = FinetuneConfig(run_dir=run_dir, model=label, preset=cfg.preset, seed=seed, device=cfg.device,
-                          **cfg.train)
+                          **{"report_to": cfg.report_to, **cfg.train})
     if fcfg.method == "full" and "save" not in cfg.train:
         fcfg = fcfg.model_copy(update={"save": False})
     return fcfg
@@ -409,6 +413,7 @@ def run_cell(cfg: AttackConfig, kind: str, n: int, seed: int, start: Start | str
 
 
 TIMING_FIELDS = ("train_s", "eval_s")
+TRACKED = ("asr", "asr_lo", "asr_hi", "over_refusal", "utility_nll", "final_loss")  # logged per cell
 RESULT_COLUMNS = ["kind", "n", "seed", "asr_suite", "asr", "asr_lo", "asr_hi", "over_refusal",
                   "over_refusal_lo", "over_refusal_hi", "utility_nll", "utility_ppl",
                   "n_train", "n_dropped", "first_loss", "final_loss", "train_s", "eval_s",
@@ -452,7 +457,10 @@ def run_attack(cfg: AttackConfig, *, start: Start | None = None):
 
         for kind, n, seed in tqdm(todo, desc="attack cells", unit="cell"):
             log.info("cell %s", cell_key(kind, n, seed))
-            store.append([run_cell(cfg, kind, n, seed, start)])
+            rec = run_cell(cfg, kind, n, seed, start)
+            store.append([rec])
+            log_metrics(cfg.report_to, cfg.run_dir, {f"{kind}-s{seed}": {k: rec.get(k) for k in TRACKED}},
+                        step=n, run_name=cfg.run_dir.name)
         del start
         gc.collect()
     return write_results(cfg)

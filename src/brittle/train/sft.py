@@ -47,6 +47,7 @@ from pydantic import Field, model_validator
 from brittle.config import StageConfig
 from brittle.data.schema import Example
 from brittle.errors import BrittleError, DataError
+from brittle.tracking import REPORT_TO_HELP, ReportTo, trainer_report_to
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class FinetuneConfig(StageConfig):
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in the backward pass (less memory, slower steps)."
     )
+    report_to: ReportTo = Field("none", description=REPORT_TO_HELP)
     device: str = Field("auto", description="cpu | cuda | auto (accelerate sets the rank's GPU).")
     group_by_length: bool = Field(
         False, description="Batch examples of similar length together (less padding, faster)."
@@ -340,7 +342,7 @@ def train_model(
         weight_decay=cfg.weight_decay,
         logging_steps=cfg.logging_steps,
         save_strategy="no",
-        report_to="none",
+        report_to=trainer_report_to(cfg.report_to, run_dir),
         seed=cfg.seed,
         data_seed=cfg.seed,
         bf16=bool(bf16),
