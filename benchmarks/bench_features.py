@@ -97,6 +97,25 @@ def timed(fn, n: int, sync) -> tuple[float, object]:
     return n / (time.perf_counter() - t0), out
 
 
+def peft_copy(model, gcfg, rank: int):
+    """The virtual LoRA of ``gcfg`` as a real PEFT adapter (A copied from the virtual one), with
+    only the LoRA weights trainable: ``(peft_model, [(name, lora_param), ...])``."""
+    from peft import LoraConfig, get_peft_model
+
+    from brittle.features.grads import LESS_TARGETS, lora_sites
+
+    sites = lora_sites(model, gcfg)
+    pm = get_peft_model(model, LoraConfig(r=rank, lora_alpha=4 * rank, target_modules=LESS_TARGETS,
+                                          lora_dropout=0.0)).eval()
+    named = dict(pm.named_parameters())
+    for s in sites:
+        named[f"base_model.model.{s.name}.lora_A.default.weight"].data = s.A.to(
+            named[f"base_model.model.{s.name}.lora_A.default.weight"].dtype)
+    for n, p in pm.named_parameters():
+        p.requires_grad_("lora_" in n)
+    return pm, [(n, p) for n, p in pm.named_parameters() if "lora_" in n]
+
+
 def less_projector(dim: int, k: int, device, dtype, block: int = 4096):
     """Emulation of LESS's dense projection (TRAK ``CudaProjector``, Rademacher, fp16 on
     CUDA) of a group of flattened gradients (G, dim) -> (G, k).
@@ -147,10 +166,9 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
-    from peft import LoraConfig, get_peft_model
 
     from brittle.features.exact import ExactAnchorConfig, anchor_mean_gradient, per_example_stats
-    from brittle.features.grads import LESS_TARGETS, GradFeatureConfig, lora_sites, projected_grads
+    from brittle.features.grads import LESS_TARGETS, GradFeatureConfig, projected_grads
     from brittle.features.hooks import encode_examples, make_batch, model_inputs, per_example_loss
 
     model, tok = build_model(args.model, dtype=args.dtype, device=args.device)
@@ -179,17 +197,7 @@ def main() -> None:
         dense = gcfg.model_copy(update={"projection": "dense", "projection_cache_mb": 256})
         res["b_ours_dense"], _ = timed(lambda: projected_grads(model, tok, exs, dense), args.n, sync)
 
-    # the same LoRA as a real PEFT adapter (A copied from the virtual one)
-    sites = lora_sites(model, gcfg)
-    pm = get_peft_model(model, LoraConfig(r=rank, lora_alpha=4 * rank, target_modules=LESS_TARGETS,
-                                          lora_dropout=0.0)).eval()
-    named = dict(pm.named_parameters())
-    for s in sites:
-        w = named[f"base_model.model.{s.name}.lora_A.default.weight"]
-        w.data = s.A.to(w.dtype)
-    lora = [(n, p) for n, p in pm.named_parameters() if "lora_" in n]
-    for n, p in pm.named_parameters():
-        p.requires_grad_("lora_" in n)
+    pm, lora = peft_copy(model, gcfg, rank)
     dim = sum(p.numel() for _, p in lora)
     res["lora_grad_dim"] = dim
     project = less_projector(dim, k, dev, torch.float16 if cuda else torch.float32)
@@ -230,7 +238,7 @@ def main() -> None:
     res["ratio_b_over_c"] = res["b_ours_kronecker"] / res["c_train_step"]
     pm.zero_grad(set_to_none=True)
     model = pm.unload()
-    pm = lora = named = None  # free the PEFT wrapper (closures above are done)
+    pm = lora = None  # free the PEFT wrapper (closures above are done)
     for p in model.parameters():
         p.requires_grad_(False)
 

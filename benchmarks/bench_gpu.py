@@ -197,9 +197,8 @@ def bench_generation(rec: Recorder, cfg: str, model: Any, tok: Any, sizes: tuple
 
 
 def bench_features(rec: Recorder, cfg: str, model: Any, tok: Any, sizes: tuple, cuda: bool) -> None:
-    from peft import LoraConfig, get_peft_model
 
-    from brittle.features.grads import LESS_TARGETS, GradFeatureConfig, lora_sites, projected_grads
+    from brittle.features.grads import GradFeatureConfig, projected_grads
     from brittle.features.hooks import encode_examples, make_batch, model_inputs, per_example_loss
 
     bf = _bench_features()
@@ -211,16 +210,8 @@ def bench_features(rec: Recorder, cfg: str, model: Any, tok: Any, sizes: tuple, 
     projected_grads(model, tok, exs[:2], gcfg)  # warm-up
     rec.arm(cfg, "feat_ours", n, lambda: (n, projected_grads(model, tok, exs, gcfg)))
 
-    sites = lora_sites(model, gcfg)
-    pm = get_peft_model(model, LoraConfig(r=rank, lora_alpha=4 * rank, target_modules=LESS_TARGETS,
-                                          lora_dropout=0.0)).eval()
-    named = dict(pm.named_parameters())
-    for s in sites:
-        w = named[f"base_model.model.{s.name}.lora_A.default.weight"]
-        w.data = s.A.to(w.dtype)
-    lora = [p for n_, p in pm.named_parameters() if "lora_" in n_]
-    for n_, p in pm.named_parameters():
-        p.requires_grad_("lora_" in n_)
+    pm, named_lora = bf.peft_copy(model, gcfg, rank)
+    lora = [p for _, p in named_lora]
     dev = next(model.parameters()).device
     project = bf.less_projector(sum(p.numel() for p in lora), k, dev, torch.float16 if cuda else torch.float32)
 
