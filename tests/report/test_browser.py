@@ -25,7 +25,7 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 SCRIPT = HERE / "browser_check.mjs"
 NODE_MODULES = Path(os.environ.get("BRITTLE_NODE_MODULES", ROOT / ".node" / "node_modules"))
-INSTALL = "make node  (npm install --prefix .node @sparticuz/chromium@153.0.0 puppeteer-core)"
+INSTALL = "make node  (npm ci --prefix .node with tests/report/node/package-lock.json)"
 
 
 def _browser_missing() -> str | None:
