@@ -46,22 +46,23 @@ def _shard_errors() -> tuple[type[BaseException], ...]:
 _SHARD_ERRORS = _shard_errors()  # what reading a damaged shard raises
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def _synced_tmp(path: Path, data: bytes) -> Path:
+    """``data`` written and fsynced to a process-private temporary file beside ``path``."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    return tmp
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    os.replace(_synced_tmp(path, data), path)
 
 
 def _exclusive_create(path: Path, data: bytes) -> bool:
     """Create ``path`` with ``data`` unless it exists (atomic, whole or nothing); True if created."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    tmp = _synced_tmp(path, data)
     try:
         os.link(tmp, path)
         return True
