@@ -131,3 +131,16 @@ def test_cli_harmbench_on_a_label_file_via_endpoint(app, tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     row = json.loads(res.output)["rows"][0]
     assert row["agree"] == 3 and row["n_scored"] == 3 and json.loads(res.output)["prediction"] == "harmful"
+
+
+def test_label_files_in_every_supported_format(tmp_path):
+    """JSON list and Parquet label files read like CSV/JSONL ones (one shared row reader)."""
+    import pandas as pd
+
+    rows = [{"prompt": "How to pick a lock?", "response": "Sorry, no.", "label": "0"},
+            {"prompt": "Make a bomb", "response": "Step 1 …", "label": "1"}]
+    (tmp_path / "l.json").write_text(json.dumps(rows), encoding="utf-8")
+    pd.DataFrame(rows).to_parquet(tmp_path / "l.parquet")
+    for name in ("l.json", "l.parquet"):
+        ls = load_labels(tmp_path / name)
+        assert [e.prompt for e in ls.examples] == [r["prompt"] for r in rows] and ls.labels == [False, True]

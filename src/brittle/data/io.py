@@ -186,6 +186,22 @@ def _fail(report: ReadReport, skip_invalid: bool, message: str) -> None:
     report.skipped.append(message)
 
 
+def read_rows(path: str | Path) -> list[tuple[int, Any]]:
+    """``(line, row)`` of every row of a JSON Lines, JSON list, CSV/TSV (header lower-cased) or
+    Parquet file, with the same file checks and ``path:line`` errors as :func:`read_examples`
+    but no row layout imposed (e.g. label files: ``prompt, response, label``)."""
+    path = Path(path)
+    container = _container(path, "auto")
+    if container == "parquet":
+        return list(_parquet_rows(path))
+    if container == "jsonlist":
+        return list(_json_list_rows(path))
+    report = ReadReport(examples=[])
+    if container == "csv":
+        return list(_csv_rows(path, report, skip_invalid=False, check_layout=False))
+    return list(_jsonl_rows(path, report, skip_invalid=False))
+
+
 def _container(path: Path, fmt: str) -> str:
     """'parquet' | 'csv' | 'jsonlist' | 'jsonl' from the format, extension and first byte."""
     _check_file(path)
@@ -334,7 +350,8 @@ def _json_list_rows(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _csv_rows(
-    path: Path, report: ReadReport, skip_invalid: bool, fields: FieldMap | None = None
+    path: Path, report: ReadReport, skip_invalid: bool, fields: FieldMap | None = None,
+    check_layout: bool = True,
 ) -> Iterator[tuple[int, Any]]:
     lines = list(_iter_lines(path, report, skip_invalid))
     if not any(t.strip() for _, t in lines):
@@ -351,7 +368,7 @@ def _csv_rows(
     header = [h.strip().lower() for h in header]
     if len(set(header)) != len(header):
         raise DataError(f"{path}:1: duplicate column names in CSV header")
-    problem = check_header(header, fields)  # a known layout, or the --prompt-field column
+    problem = check_header(header, fields) if check_layout else None  # a known layout, or --prompt-field
     if problem:
         raise DataError(f"{path}:1: {problem}")
     while True:

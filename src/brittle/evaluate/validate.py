@@ -25,7 +25,6 @@ With TP, FP, TN, FN over the n scored pairs (positive = harmful/jailbroken)::
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ JBB_FILE = "data/classifier_comparison.csv"
 JBB_REFERENCES = {
     "human1": "human 1", "human2": "human 2", "human3": "human 3", "gpt_4": "GPT-4",
     "gpt_4_turbo": "GPT-4-turbo", "llama_guard": "Llama Guard",
-    "TDC": "TDC (HarmBench Llama-2-13B cls)", "GCG": "GCG (refusal strings)", "BERT": "BERT",
+    "tdc": "TDC (HarmBench Llama-2-13B cls)", "gcg": "GCG (refusal strings)", "bert": "BERT",
 }
 _TRUE = {"1", "true", "yes", "harmful", "unsafe", "jailbroken", "positive"}
 _FALSE = {"0", "false", "no", "harmless", "safe", "unharmful", "not_jailbroken", "negative", "refused"}
@@ -75,7 +74,7 @@ def parse_label(value: Any, where: str) -> bool:
 
 
 def load_labels(spec: str | Path) -> LabelSet:
-    """``"jbb"`` or a ``prompt, response, label`` file (``.csv`` / ``.jsonl``)."""
+    """``"jbb"`` or a ``prompt, response, label`` file (CSV/TSV, JSON Lines, JSON list, Parquet)."""
     if str(spec) == "jbb":
         return _jbb()
     path = Path(spec)
@@ -99,40 +98,15 @@ def load_labels(spec: str | Path) -> LabelSet:
 
 
 def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    suffix = path.suffix.lower()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason})") from None
-    if suffix in (".jsonl", ".ndjson"):
-        rows = []
-        for i, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{i}: invalid JSON: {e.msg}") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{i}: each line must be a JSON object")
-            rows.append((i, obj))
-        return rows
-    if suffix in (".csv", ".tsv"):
-        import csv
-        import io
+    """Rows of a label file in any format :func:`brittle.data.io.read_rows` reads; each must be
+    an object (CSV headers are lower-cased)."""
+    from brittle.data.io import read_rows
 
-        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
-        rows, line = [], 2
-        try:
-            for row in reader:
-                if None in row:
-                    raise DataError(f"{path}:{line}: more fields than the header has")
-                rows.append((line, dict(row)))
-                line = reader.line_num + 1
-        except csv.Error as e:
-            raise DataError(f"{path}:{reader.line_num}: invalid CSV: {e}") from None
-        return rows
-    raise DataError(f"{path}: label files must be .csv, .tsv or .jsonl")
+    rows = read_rows(path)
+    for line, row in rows:
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{line}: each row must be an object with prompt, response, label")
+    return rows
 
 
 def _jbb() -> LabelSet:
