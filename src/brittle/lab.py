@@ -63,6 +63,12 @@ class LabConfig(StageConfig):
         """Prompts per eval suite: 50 in the quick lab, all otherwise."""
         return self.size(50, 0) or None
 
+    def eval_tokens(self) -> int:
+        """Reply length of every eval: 48 tokens in the quick lab (≈ 200 characters; the refusal
+        judge reads the first 100), 64 otherwise. One value for all stages, so the attack's
+        N = 0 cell can reuse the align stage's replies (same generation fingerprint)."""
+        return self.size(48, 64)
+
     def stage_list(self) -> list[str]:
         return list(self.stages or [s for s in STAGES if s != "transfer" or self.reference])
 
@@ -126,6 +132,7 @@ def stage_align(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
             model=cfg.model,
             adapter=str(adapter) if adapter else None,
             limit=limit,
+            max_new_tokens=cfg.eval_tokens(),
             seed=cfg.seed,
             redact=cfg.redact,
         )
@@ -148,6 +155,7 @@ def stage_attack(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         kinds=["harmful"] if cfg.quick else ["harmful", "aoa", "benign"],
         seeds=cfg.seeds(),
         eval_limit=cfg.eval_limit(),
+        max_new_tokens=cfg.eval_tokens(),
         # the N = 0 cell is the aligned model the align stage evaluated: reuse its replies
         reuse_evals=[str(d) for d in sorted((cfg.run_dir / "align").glob("eval-*"))],
     )
@@ -169,14 +177,19 @@ def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         methods=_select_methods(cfg),
         k=_select_k(cfg),
         batch_size=4 if _small_budget(cfg) else 8,  # 150k-token vocab: logits dominate memory
+        max_length=_select_max_length(cfg),
         seed=cfg.seed,
     )
     run_select(scfg)
-    # quick: the paper's headline contrast only (top-K per method vs random-K vs list-K);
-    # each comparison is a 5-epoch fine-tune, ~4 min on a 2-core CPU at K=50
+    # quick: the paper's headline contrast only (top-K per method vs random-K vs list-K), each
+    # a 5-epoch fine-tune of the same recipe; quick cuts the examples to the scoring length
     baselines = ["random"] if _vendor_aligned(cfg.model) else ["random", "list"]
     names = [f"top-{m}" for m in scfg.methods] + baselines if cfg.quick else None
-    compare_selections(scfg, seeds=cfg.seeds(), names=names, eval_limit=cfg.eval_limit())
+    overrides = {"max_new_tokens": cfg.eval_tokens()}
+    if cfg.quick:
+        overrides["train"] = {"max_length": _select_max_length(cfg)}
+    compare_selections(scfg, seeds=cfg.seeds(), names=names, eval_limit=cfg.eval_limit(),
+                       attack_overrides=overrides)
     return select_section(scfg.run_dir, redact=cfg.redact)
 
 
@@ -195,10 +208,10 @@ def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         diagnostics=(["prefill", "direction"] if _vendor_aligned(cfg.model)
                      else ["kl", "prefill", "direction", "persona"]),
         n_prompts=cfg.size(24, 100),
-        persona_prompts=cfg.size(8, 32),
+        persona_prompts=cfg.size(6, 32),
         synth_n=cfg.size(16, 64),
-        prefill_ks=[0, 1, 5, 20] if _small_budget(cfg) else [0, 1, 2, 5, 10, 20, 40],
-        max_new_tokens=32 if _small_budget(cfg) else 48,  # the refusal judge reads ~100 chars
+        prefill_ks=[0, 1, 5, 20] if cfg.quick else [0, 1, 2, 5, 10, 20, 40],
+        max_new_tokens=cfg.size(32, 48),  # the refusal judge reads the first ~100 characters
         # quick: the reference's selection rules on 32 + 32 held-out prompts, candidates at the
         # last post-instruction position only and no scoring of the pruned last 20% of layers
         # (all positions and layers: ~70 min single-threaded on the 135M model)
@@ -261,13 +274,19 @@ def _small_budget(cfg: LabConfig) -> bool:
 
 
 def _pool_limit(cfg: LabConfig) -> int | None:
-    # exact-anchor on a 0.5B model with a 150k vocabulary: ~7 s per example on 2 CPU cores
-    # (4x the 135M default) and ~21 GB peak, so a third of the pool (K = 25: its top quarter)
-    return (100 if _small_budget(cfg) else 300) if cfg.quick else None
+    # quick: K = 25 from 150 (the top sixth; the paper: 100 of ~5k). exact-anchor on a 0.5B
+    # model with a 150k vocabulary: ~7 s per example on 2 CPU cores, so 100 there
+    return (100 if _small_budget(cfg) else 150) if cfg.quick else None
 
 
 def _select_k(cfg: LabConfig) -> int:
-    return (25 if _small_budget(cfg) else 50) if cfg.quick else 100
+    return 25 if cfg.quick else 100
+
+
+def _select_max_length(cfg: LabConfig) -> int:
+    """Tokens per pool example, for scoring and for the selection fine-tunes: quick 128 (the
+    benign pool's median example is ≈ 150 tokens), else 512 as in the reference."""
+    return 128 if cfg.quick else 512
 
 
 def _aligned_adapter(cfg: LabConfig, ctx: dict[str, Any]) -> Path | None:

@@ -48,6 +48,34 @@ def _thread_lock(path: Path) -> threading.Lock:
         return _THREAD_LOCKS.setdefault(key, threading.Lock())
 
 
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Exclusive lock on ``path`` (created if missing) across processes (``flock``) and this
+    process's threads. On a file system without flock: a warning, then the thread lock only."""
+    path = Path(path)
+    ensure_dir(path.parent)
+    with _thread_lock(path):
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise path_error(path, e, "cannot create lock file: ") from None
+        locked = False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                locked = True
+            except OSError as e:  # a file system without flock (some NFS setups)
+                _warn_no_flock(path, e)
+            yield
+        finally:
+            if locked:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
 class CorruptJsonError(BrittleError, ValueError):
     """A JSON file that does not parse (``path: not valid JSON …``)."""
 
@@ -96,26 +124,8 @@ class JsonlStore:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Exclusive lock across processes (flock on the sidecar) and threads."""
-        with _thread_lock(self.path):
-            if fcntl is None:  # pragma: no cover
-                yield
-                return
-            try:
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as e:
-                raise path_error(self.lock_path, e, "cannot create lock file: ") from None
-            locked = False
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                    locked = True
-                except OSError as e:  # a file system without flock (some NFS setups)
-                    _warn_no_flock(self.lock_path, e)
-                yield
-            finally:
-                if locked:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
+        with file_lock(self.lock_path):
+            yield
 
     # ------------------------------------------------------------------ reading
     def _lines(self) -> Iterator[tuple[bytes, dict[str, Any] | None, bool]]:

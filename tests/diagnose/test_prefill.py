@@ -39,9 +39,11 @@ def test_asr_curve_rises_with_k(tiny_tok, tmp_path):
     df = run_prefill(backend, tiny_tok, EXAMPLES, StartRefusalJudge(), ks=(0, 1, 20),
                      store_path=tmp_path / "p.jsonl")
     assert len(df) == 12
-    # the backend got the token-exact prefixes (None for k=0)
-    assert backend.calls[0][1] == [None] * 4
-    assert backend.calls[2][1][0] == prefix_tokens(tiny_tok, ANSWER, 20)
+    # one generate call for every k (one batch), with the token-exact prefixes (None for k=0)
+    assert len(backend.calls) == 1
+    prefills = backend.calls[0][1]
+    assert prefills[:4] == [None] * 4
+    assert prefills[4] == prefix_tokens(tiny_tok, ANSWER, 1) and prefills[8] == prefix_tokens(tiny_tok, ANSWER, 20)
     curve = asr_curve(df, n_boot=100)
     assert curve["k"].tolist() == [0, 1, 20]
     assert curve["asr"].tolist() == [0.0, 0.0, 1.0]

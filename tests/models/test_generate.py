@@ -129,3 +129,31 @@ def test_embedded_batched_equals_single():
     single = [b.generate([c], config=GenerationConfig(max_new_tokens=12, batch_size=1))[0] for c in convs]
     assert batched == single
     assert all(t.strip() for t in batched)
+
+
+def test_memory_batch_size_counts_kv_cache_activations_and_logits():
+    from types import SimpleNamespace
+
+    from brittle.models.generate import memory_batch_size
+
+    # SmolLM2-135M's shapes: per sequence of 190 tokens in fp32, KV = 2*30*3*64*190*4 bytes,
+    # prefill activations = 190*max(1536, 4*576)*4*2, logits = 2*49152*4
+    cfg = SimpleNamespace(num_hidden_layers=30, hidden_size=576, num_attention_heads=9,
+                          num_key_value_heads=3, intermediate_size=1536, vocab_size=49152)
+    per_seq = 2 * 30 * 3 * 64 * 190 * 4 + 190 * 2304 * 4 * 2 + 2 * 49152 * 4
+    assert memory_batch_size(cfg, 190, budget_bytes=10 * per_seq) == 10
+    assert memory_batch_size(cfg, 190, budget_bytes=10 * per_seq - 1) == 9
+    assert memory_batch_size(cfg, 190, budget_bytes=10**12, cap=64) == 64
+    assert memory_batch_size(cfg, 190, budget_bytes=1) == 1  # never zero
+    # halving the dtype roughly doubles the batch; a longer sequence shrinks it
+    assert memory_batch_size(cfg, 190, budget_bytes=10**9, dtype_bytes=2) > 1.5 * memory_batch_size(
+        cfg, 190, budget_bytes=10**9)
+    assert memory_batch_size(cfg, 400, budget_bytes=10**9) < memory_batch_size(cfg, 190, budget_bytes=10**9)
+
+
+def test_auto_batch_equals_fixed_batches(tiny_lm, tiny_tok):
+    """batch_size=0 sizes the batch to memory; replies equal the fixed-batch ones."""
+    b = HFBackend(tiny_lm, tiny_tok, "hf:tiny")
+    assert b.auto_batch_size(64) >= len(CONVS)  # a tiny model: all prompts in one batch
+    auto = b.generate(CONVS, config=GenerationConfig(max_new_tokens=8, batch_size=0))
+    assert auto == b.generate(CONVS, config=GenerationConfig(max_new_tokens=8, batch_size=2))

@@ -97,6 +97,7 @@ def _fake_attack(monkeypatch, asr_by_file):
         eval_limit: int | None = None
         eval_suites: list[str] = []  # noqa: RUF012
         device: str = "auto"
+        gen_backend: str = "auto"
 
     def run_attack(cfg):
         calls.append(cfg)
@@ -113,14 +114,15 @@ def _fake_attack(monkeypatch, asr_by_file):
 
 
 def test_compare_selections_with_fake_attack(tmp_path, pool_file, fake_features, harmful_anchors, monkeypatch):
-    cfg = _cfg(tmp_path, pool_file, methods=["exact-anchor"], selections=["top", "bottom", "random", "list", "numbered"])
+    cfg = _cfg(tmp_path, pool_file, methods=["exact-anchor"], selections=["top", "bottom", "random", "list", "numbered"],
+               gen_backend="vllm")
     run_select(cfg, model=MODEL, tokenizer=TOK, anchors=build_anchor_sets(4, harmful=harmful_anchors))
     calls = _fake_attack(monkeypatch, lambda name, s: {"top-exact-anchor": 0.6, "random": 0.2}.get(name, 0.3) + 0.1 * s)
     rows = compare_selections(cfg, seeds=[0, 1], eval_limit=5)
     # bottom-* are not fine-tuned by default; the empty "numbered" selection is skipped
     assert {r["selection"] for r in rows} == {"top-exact-anchor", "random", "list"}
     assert len(calls) == 3 and calls[0].kinds == ["data"] and calls[0].n == [6] and calls[0].adapter == "none"
-    assert calls[0].eval_limit == 5 and calls[0].seeds == [0, 1]
+    assert calls[0].eval_limit == 5 and calls[0].seeds == [0, 1] and calls[0].gen_backend == "vllm"
     tab = {r["selection"]: r for r in compare_table(rows)}
     assert tab["top-exact-anchor"]["asr"] == pytest.approx(0.65)  # mean over seeds, not the n=0 row
     assert tab["random"]["ci_over"] == "seeds" and tab["random"]["lo"] < 0.25 < tab["random"]["hi"]
@@ -170,8 +172,9 @@ def test_transfer_fine_tunes_the_source_top_k_cut_to_k(tmp_path, pool_file, fake
     assert json.loads((out / "table.json").read_text())[0]["asr"] == 0.5
     transfer_selections(cfg.run_dir, out, model="other", adapter=None, k=3, eval_limit=7)
     assert len(calls) == 2  # resumed: nothing re-run
-    rows = transfer_selections(cfg.run_dir, out, model="other", adapter=None, k=3, names=["random"])
+    rows = transfer_selections(cfg.run_dir, out, model="other", adapter=None, k=3, names=["random"], gen_backend="hf")
     assert [r["selection"] for r in rows] == ["transfer-random"] and len(calls) == 3
+    assert calls[0].gen_backend == "auto" and calls[2].gen_backend == "hf"
     with pytest.raises(BrittleError, match=r"no selection\(s\) \['top-grad'\]"):
         transfer_selections(cfg.run_dir, out, model="other", adapter=None, k=3, names=["top-grad"])
     with pytest.raises(BrittleError, match="no finished selection run"):

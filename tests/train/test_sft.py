@@ -201,3 +201,37 @@ def test_presets_have_sources():
     assert "2404.01099" in preset_source("he2024-full")
     for name in preset_names():
         FinetuneConfig(preset=name)  # every preset validates
+
+
+def test_micro_batches_keep_the_examples_per_step():
+    from brittle.train.sft import micro_batches
+
+    assert micro_batches(10, 1, 256, 768) == (2, 5)  # 2 x 256 fits, 5 x 256 does not
+    assert micro_batches(8, 1, 96, 768) == (8, 1)  # fits: unchanged
+    assert micro_batches(8, 2, 512, 768) == (1, 16)
+    assert micro_batches(7, 1, 2048, 768) == (1, 7)  # nothing fits: one example at a time
+    for b, a, L, t in [(10, 1, 256, 768), (12, 3, 100, 500), (9, 1, 64, 200)]:
+        micro, accum = micro_batches(b, a, L, t)
+        assert micro * accum == b * a and b % micro == 0
+
+
+def test_cpu_micro_batches_give_the_same_update(tmp_path, tiny_tok):
+    """A batch of 4 split into 4 accumulated micro-batches of 1 (``cpu_micro_tokens``) trains
+    the same adapter as one batch of 4 (unequal lengths, so the token normalisation matters)."""
+    from safetensors.torch import load_file
+
+    from brittle.models.tiny import tiny_model
+
+    exs = [Example.from_pair(f"q{i}", "word " * (3 + 5 * i)) for i in range(8)]
+    weights = []
+    for name, tokens in (("whole", None), ("micro", 40)):
+        cfg = _cfg(tmp_path / name, epochs=1, max_length=40, cpu_micro_tokens=tokens)
+        res = train_model(cfg, exs, model=tiny_model(tiny_tok), tokenizer=tiny_tok)
+        assert res.stats["steps"] == 2
+        weights.append(load_file(str(res.path / "adapter_model.safetensors")))
+    assert weights[0].keys() == weights[1].keys()
+    moved = 0.0
+    for k in weights[0]:
+        torch.testing.assert_close(weights[0][k], weights[1][k], rtol=1e-4, atol=1e-5)
+        moved += float(weights[0][k].abs().sum())
+    assert moved > 0

@@ -31,6 +31,8 @@ def register(app: typer.Typer) -> None:
         trainable_targets: str | None = field_option(_SC, "trainable_targets"),
         gradient_checkpointing: bool | None = field_option(
             _SC, "gradient_checkpointing", "--gradient-checkpointing/--no-gradient-checkpointing"),
+        gen_backend: str | None = field_option(_SC, "gen_backend"),
+        workers: int | None = field_option(_SC, "workers", min=1),
         compare: bool = typer.Option(False, "--compare", help="Then fine-tune on each selection and plot ASR per selection."),
         seeds: str = typer.Option("0", "--seeds", help="Seeds for --compare (comma list)."),
         eval_limit: int | None = typer.Option(None, "--eval-limit", help="Harmful prompts per --compare evaluation."),
@@ -46,6 +48,7 @@ def register(app: typer.Typer) -> None:
             config, run_dir=run_dir, model=model, adapter=adapter, pool=pool, pool_limit=pool_limit,
             methods=split_csv(methods) or None, k=k, anchor_source=anchor_source, anchor_category=anchor_category, seed=seed,
             params=params, trainable_targets=trainable_targets, gradient_checkpointing=gradient_checkpointing,
+            gen_backend=gen_backend, workers=workers,
         )
         # --compare options are checked before the (long) scoring, not after it
         compare_seeds = int_list(seeds, "--seeds") if compare else []

@@ -121,8 +121,11 @@ def register(app: typer.Typer) -> None:
         demo_judge: str | None = field_option(_AC, "demo_judge"),
         eval_limit: int | None = field_option(_AC, "eval_limit"),
         device: str | None = field_option(_AC, "device"),
+        gen_backend: str | None = field_option(_AC, "gen_backend"),
         run_dir: Path | None = field_option(_AC, "run_dir"),
         report_to: str | None = field_option(_AC, "report_to"),
+        workers: int | None = field_option(_AC, "workers", min=1),
+        worker: str | None = field_option(_AC, "worker"),
         config: Path | None = typer.Option(None, "--config", help="YAML AttackConfig; flags override it."),
         model_args: str | None = MODEL_ARGS_OPT,
         json_: bool = JSON_OPT,
@@ -138,6 +141,7 @@ def register(app: typer.Typer) -> None:
             config, n=n, kinds=kind_list, seeds=seeds, data=str(data) if data else None, model=model,
             adapter=adapter, preset=preset, train=train, demo_model=demo_model, demo_judge=demo_judge,
             eval_limit=eval_limit, device=device, run_dir=run_dir, report_to=report_to,
+            gen_backend=gen_backend, workers=workers, worker=worker,
         )
         df = run_attack(cfg)
         import pandas as pd

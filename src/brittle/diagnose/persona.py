@@ -117,8 +117,9 @@ def run_persona(
     for suite, examples in suites.items():
         prompts = [p for p in build_persona_prompts(examples, template, personas, suite=suite)
                    if f"{suite}|{p.id}" not in done]
-        for start in range(0, len(prompts), max(batch_size * 4, 1)):
-            chunk = prompts[start : start + batch_size * 4]
+        step = batch_size * 4 if batch_size else 128  # one store append per step (resume unit)
+        for start in range(0, len(prompts), step):
+            chunk = prompts[start : start + step]
             replies = backend.generate([p.messages for p in chunk], config=cfg)
             verdicts = judge.judge(chunk, replies)
             recs = [{"id": p.id, "suite": suite, "persona": p.meta["persona"],

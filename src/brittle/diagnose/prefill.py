@@ -101,24 +101,23 @@ def run_prefill(
     cfg = GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0, seed=seed,
                            batch_size=batch_size)
     records: list[dict[str, Any]] = list(store.records()) if store else []
-    for k in ks:
-        todo = [ex for ex in examples if f"{ex.id}:{k}" not in done]
-        if not todo:
-            continue
-        prefills = [prefix_tokens(tokenizer, ex.response or "", k) for ex in todo]
-        convs = [ex.prompt_messages for ex in todo]
-        conts = backend.generate(convs, prefill=[p or None for p in prefills], config=cfg)
-        prompts = [Example(messages=ex.prompt_messages, id=ex.id, category=ex.category)
-                   for ex in todo]
+    # every k in one generate call (one batch sized to memory), stored per k
+    todo = [(int(k), ex) for k in ks for ex in examples if f"{ex.id}:{k}" not in done]
+    if todo:
+        prefills = [prefix_tokens(tokenizer, ex.response or "", k) for k, ex in todo]
+        conts = backend.generate([ex.prompt_messages for _, ex in todo],
+                                 prefill=[p or None for p in prefills], config=cfg)
+        prompts = [Example(messages=ex.prompt_messages, id=ex.id, category=ex.category) for _, ex in todo]
         verdicts = judge_prefilled(judge, prompts, prefills, conts)
-        recs = [{"id": ex.id, "k": int(k), "category": ex.category, "prefill": p,
-                 "continuation": c, **v}
-                for ex, p, c, v in zip(todo, prefills, conts, verdicts)]
+        recs = [{"id": ex.id, "k": k, "category": ex.category, "prefill": p, "continuation": c, **v}
+                for (k, ex), p, c, v in zip(todo, prefills, conts, verdicts)]
         if store:
             store.append(recs)
         records.extend(recs)
-        log.info("prefill k=%d: ASR %.3f on %d", k,
-                 sum(bool(r["complied"]) for r in recs) / max(len(recs), 1), len(recs))
+        for k in sorted({k for k, _ in todo}):
+            ks_recs = [r for r in recs if r["k"] == k]
+            log.info("prefill k=%d: ASR %.3f on %d", k,
+                     sum(bool(r["complied"]) for r in ks_recs) / max(len(ks_recs), 1), len(ks_recs))
     df = pd.DataFrame(records)
     if not df.empty:
         df = df[df["k"].isin([int(k) for k in ks])].reset_index(drop=True)

@@ -60,7 +60,10 @@ class DiagnoseConfig(StageConfig):
     kl_positions: int = Field(40, ge=1, description="Response positions K for per-token KL.")
     prefill_ks: list[int] = Field([0, 1, 2, 5, 10, 20, 40], description="Prefilled token counts.")
     max_new_tokens: int = Field(48, ge=1, description="Tokens generated per reply (prefill/persona/direction).")
-    batch_size: int = Field(8, ge=1, description="Batch size for forwards and generation.")
+    batch_size: int = Field(8, ge=1, description="Batch size for forward passes (KL, activations, ablation scores).")
+    generation_batch_size: int = Field(
+        0, ge=0, description="Batch size for generation (prefill, persona, direction refusal rates); 0: sized to memory."
+    )
     direction_n_train: int = Field(
         128, ge=1, description="Refusal direction: harmful + harmless train prompts per class for the candidates."
     )
@@ -257,7 +260,7 @@ def _prefill(cfg: DiagnoseConfig, model: Any, tok: Any) -> dict[str, Any]:
     for label, m, t in _variants(cfg, model, tok):
         backend = make_backend(f"hf:{label}", model=m, tokenizer=t)
         df = run_prefill(backend, t, examples, judge, ks=cfg.prefill_ks,
-                         max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, seed=cfg.seed,
+                         max_new_tokens=cfg.max_new_tokens, batch_size=cfg.generation_batch_size, seed=cfg.seed,
                          store_path=cfg.run_dir / "diagnose_cache" / f"prefill-{label}.jsonl")
         frames.append(df.assign(model=label))
         curves[label] = asr_curve(df, seed=cfg.seed)
@@ -276,7 +279,7 @@ def _refusal_flags(cfg: DiagnoseConfig, judge: Any):
 
     def flags(model: Any, tok: Any, prompts: list[Any]) -> list[bool]:
         replies = greedy_replies(model, tok, [p.messages for p in prompts],
-                                 max_new_tokens=min(cfg.max_new_tokens, 32), batch_size=cfg.batch_size)
+                                 max_new_tokens=min(cfg.max_new_tokens, 32), batch_size=cfg.generation_batch_size)
         return [bool(v.get("refused")) for v in judge.judge(prompts, replies)]
 
     return flags
@@ -373,7 +376,7 @@ def _persona(cfg: DiagnoseConfig, model: Any, tok: Any) -> dict[str, Any]:
     for label, m, t in _variants(cfg, model, tok):
         backend = make_backend(f"hf:{label}", model=m, tokenizer=t)
         df = run_persona(backend, judge, suites, persona_file=cfg.persona_file,
-                         max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, seed=cfg.seed,
+                         max_new_tokens=cfg.max_new_tokens, batch_size=cfg.generation_batch_size, seed=cfg.seed,
                          store_path=cfg.run_dir / "diagnose_cache" / f"persona-{label}.jsonl")
         s = persona_summary(df, seed=cfg.seed)
         frames.append(df.assign(model=label))

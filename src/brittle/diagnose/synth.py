@@ -104,17 +104,23 @@ def _sample_instructions(model: Any, tokenizer: Any, cfg: SynthConfig, batch: in
 
 def greedy_replies(model: Any, tokenizer: Any, conversations: Sequence[list[dict[str, str]]],
                    *, max_new_tokens: int = 128, batch_size: int = 16) -> list[str]:
-    """Greedy assistant replies (left padding, one ``generate`` per batch)."""
+    """Greedy assistant replies (left padding, one ``generate`` per batch; ``batch_size`` 0:
+    sized to memory)."""
     import torch
 
-    from brittle.models.chat import encode_prompt
+    from brittle.models.chat import encode_prompt, length_sorted_batches
+    from brittle.models.generate import auto_generation_batch
 
     dev = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     _, eot = pre_query_template(tokenizer)
-    out: list[str] = []
-    for s in range(0, len(conversations), batch_size):
-        prompts = [encode_prompt(tokenizer, c) for c in conversations[s : s + batch_size]]
+    encoded = [encode_prompt(tokenizer, c) for c in conversations]
+    if not encoded:
+        return []
+    size = batch_size or auto_generation_batch(model, max(map(len, encoded)) + max_new_tokens)
+    out: list[str] = [""] * len(encoded)
+    for idx in length_sorted_batches([len(p) for p in encoded], size):
+        prompts = [encoded[i] for i in idx]
         width = max(map(len, prompts))
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
@@ -122,7 +128,8 @@ def greedy_replies(model: Any, tokenizer: Any, conversations: Sequence[list[dict
             gen = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), do_sample=False,
                                  max_new_tokens=max_new_tokens, pad_token_id=pad,
                                  eos_token_id=_stop_ids(tokenizer, eot))
-        out += [t.strip() for t in tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)]
+        for i, t in zip(idx, tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)):
+            out[i] = t.strip()
     return out
 
 

@@ -51,7 +51,7 @@ class EvalConfig(StageConfig):
     prompts: Path | None = Field(None, description="User prompt file: txt (one a line), or JSONL / JSON list / CSV / Parquet in any layout `brittle data validate` reads (HarmBench, AdvBench/JBB, StrongREJECT, XSTest, TRL prompt/completion, messages, instruction rows; see --prompt-field); adds suite 'prompts' (or 'prompts-benign', see --prompts-kind).")
     limit: int | None = Field(None, ge=1, description="Keep at most N examples per suite (deterministic subsample).")
     max_new_tokens: int = Field(64, ge=1, description="Generation length per reply.")
-    batch_size: int = Field(8, ge=1, description="Generation / forward batch size.")
+    batch_size: int = Field(0, ge=0, description="Generation / forward batch size (0: sized to memory; all prompts of a small suite in one batch).")
     seed: int = Field(0, description="Seed for generation, judges, subsampling and bootstrap.")
     redact: bool = Field(True, description="Redact replies to harmful prompts in the HTML report (first words only).")
     judge_backend: str | None = Field(None, description="Judge model for harmbench/strongreject/qi2023/helpfulness/rubric files: openai:MODEL@https://…/v1 (key from $OPENAI_API_KEY) or a local model spec (logprobs for harmbench).")
@@ -292,6 +292,14 @@ def _key(suite: str, e: Example) -> str:
     return f"{suite}/{e.id}"
 
 
+AUTO_CHUNK = 128  # prompts per generate call (and per store append) when the batch is sized to memory
+NLL_BATCH = 8  # teacher-forced reference scoring: full-vocabulary logits per token dominate memory
+
+
+def _chunk_size(cfg: EvalConfig) -> int:
+    return cfg.batch_size * 4 if cfg.batch_size else AUTO_CHUNK
+
+
 def _chunks(items: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
@@ -310,7 +318,10 @@ def _generate(suite, examples, lazy, js, store, current, gen_fp, cfg) -> None:
     gcfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, temperature=0.0, seed=cfg.seed,
                             batch_size=cfg.batch_size)
     log.info("%s: generating %d/%d replies", suite, len(todo), len(examples))
-    chunk = cfg.batch_size * 4  # one append (fsync) per chunk: resume granularity
+    # one append (fsync) per chunk: resume granularity; an engine that batches itself (vLLM)
+    # gets the whole suite in one call
+    whole = "whole_batch" in getattr(lazy.backend, "capabilities", ())
+    chunk = len(todo) if whole else _chunk_size(cfg)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc=f"eval {suite}", unit="prompt", leave=False)
@@ -347,7 +358,7 @@ def _add_missing_verdicts(suite, examples, js, store, current, gen_fp, cfg) -> N
             continue
         log.info("%s: judging %d stored replies with %s", suite, len(recs), j.name)
         by_id = {e.id: e for e in examples}
-        for part in _chunks(recs, cfg.batch_size * 4):
+        for part in _chunks(recs, _chunk_size(cfg)):
             vs = j.judge([by_id[r["id"]] for r in part], [r["response"] for r in part])
             for r, v in zip(part, vs):
                 r.setdefault("verdicts", {})[j.name] = {**v, "fingerprint": fp}
@@ -364,12 +375,12 @@ def _score_references(suite, examples, lazy, store, current, nll_fp, cfg) -> Non
         log.warning("%s: backend %s exposes no model or token_logprobs; utility NLL skipped", suite, lazy.name)
         return
     log.info("%s: scoring %d reference answers", suite, len(todo))
-    for part in _chunks(todo, cfg.batch_size * 4):
+    for part in _chunks(todo, _chunk_size(cfg)):
         if use_logprobs:
             lps = lazy.backend.token_logprobs([e.prompt_messages for e in part], [e.response for e in part])
             scores = [(-float(sum(lp)), len(lp)) for lp in lps]
         else:
-            scores = reference_nll(model, tok, part, batch_size=cfg.batch_size)
+            scores = reference_nll(model, tok, part, batch_size=cfg.batch_size or NLL_BATCH)
         recs = []
         for e, (s, n) in zip(part, scores):
             rec = current.get(_key(suite, e)) or {

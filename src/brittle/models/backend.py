@@ -19,7 +19,7 @@ class GenerationConfig:
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     seed: int = 0
-    batch_size: int = 16
+    batch_size: int = 0  # 0 = sized to memory by the backend (HF: :func:`memory_batch_size`)
 
 
 @runtime_checkable

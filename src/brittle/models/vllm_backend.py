@@ -58,7 +58,8 @@ def resolve_model_path(model_spec: str) -> str:
 class VLLMBackend:
     """Generation with ``vllm.LLM`` (optionally with a LoRA adapter)."""
 
-    capabilities = frozenset({"generate", "prefill"})
+    # whole_batch: the engine schedules its own batches, so callers pass every prompt at once
+    capabilities = frozenset({"generate", "prefill", "whole_batch"})
 
     def __init__(
         self,

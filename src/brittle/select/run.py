@@ -33,6 +33,7 @@ from brittle.data.schema import Example
 from brittle.errors import BrittleError
 from brittle.evaluate.suites import DEFAULT_HARMFUL_SUITE
 from brittle.fingerprint import fingerprint
+from brittle.models.cell_engine import GEN_BACKEND_HELP, GenBackend
 from brittle.models.identity import model_identity
 from brittle.select import scores as S
 from brittle.select.compute import ANCHOR_METHODS, METHODS, ScoreOptions, make_config, method_scores
@@ -81,6 +82,9 @@ class SelectConfig(StageConfig):
     params: Literal["all", "trainable"] = Field("all", description="exact-anchor gradient space: all parameters (reference) or trainable = the weights of the attack's LoRA target linears (`trainable_targets`).")
     trainable_targets: CsvList | str = Field("all-linear", description="The attack's LoRA target modules ('all-linear' or a comma list): scored with --params trainable and used for the reported share of the anchor gradient in trainable weights.")
     gradient_checkpointing: bool = Field(False, description="exact-anchor: recompute each layer in backward (long candidates at 7B+).")
+    gen_backend: GenBackend = Field("auto", description="--compare: " + GEN_BACKEND_HELP)
+    workers: int = Field(1, ge=1, description="--compare: worker processes splitting the fine-tuning arms "
+                         "(selection x seed) over one run dir, one GPU each (brittle.workers).")
 
     @field_validator("methods")
     @classmethod
@@ -350,11 +354,13 @@ def compare_selections(
     eval_limit: int | None = None,
     names: Sequence[str] | None = None,
     attack_overrides: dict[str, Any] | None = None,
+    workers: int | None = None,
 ) -> list[dict[str, Any]]:
     """Fine-tune the aligned model on each selection file and evaluate it (``run_attack``
     with ``data=<file>``, one run per selection, all ``seeds``). Records one row per
     selection and seed in ``compare/results.jsonl`` (resumable) and returns them; ASR per
-    selection with CIs is summarised by :func:`compare_table`."""
+    selection with CIs is summarised by :func:`compare_table`. ``workers`` (default
+    ``cfg.workers``): processes splitting the arms, see :func:`finetune_on_selections`."""
     scfg = cfg if isinstance(cfg, SelectConfig) else SelectConfig.load(Path(cfg) / "select_config.yaml")
     run_dir = Path(scfg.run_dir)
     summary = read_json(run_dir / SUMMARY)
@@ -370,7 +376,8 @@ def compare_selections(
         files[name] = (Path(info["file"]), int(info["n"]))
     return finetune_on_selections(files, run_dir / COMPARE, model=scfg.model, adapter=scfg.adapter,
                                   seeds=seeds, eval_limit=eval_limit, device=scfg.device,
-                                  attack_overrides=attack_overrides)
+                                  attack_overrides={"gen_backend": scfg.gen_backend, **(attack_overrides or {})},
+                                  workers=scfg.workers if workers is None else workers)
 
 
 def finetune_on_selections(
@@ -383,16 +390,29 @@ def finetune_on_selections(
     eval_limit: int | None = None,
     device: str = "auto",
     attack_overrides: dict[str, Any] | None = None,
+    workers: int = 1,
 ) -> list[dict[str, Any]]:
     """Fine-tune ``model`` (+ ``adapter``) on each selection file ``{name: (path, n)}`` and
     evaluate it on the harmful suite: one ``run_attack`` (kind ``data``) per file in
     ``out_dir/<name>``; one row per (name, seed) in ``out_dir/results.jsonl`` (resumable),
-    ``out_dir/table.json`` from :func:`compare_table`."""
+    ``out_dir/table.json`` from :func:`compare_table`.
+
+    ``workers > 1``: that many processes (:func:`brittle.workers.launch`, one GPU each, logs in
+    ``out_dir/workers/``) each walk the selections; ``run_attack`` in a worker runs only the
+    (selection, seed) cells it claims, and a row is appended by whoever sees its cell
+    finished first, so the rows equal a lone process's."""
     import importlib
 
+    from brittle.store import file_lock
     from brittle.train.attack import AttackConfig, run_attack
+    from brittle.workers import current_worker
 
     shared_start = getattr(importlib.import_module("brittle.train.attack"), "shared_start", None)
+    worker = current_worker()
+    if worker is None and workers > 1:
+        _launch_compare(files, out_dir, workers, model=model, adapter=adapter, seeds=list(seeds),
+                        eval_limit=eval_limit, device=device, attack_overrides=attack_overrides)
+        # every row is in results.jsonl now: the lone pass below only renders table.json
 
     store = JsonlStore(out_dir / "results.jsonl", key=lambda r: f"{r['selection']}|{r['seed']}")
     done = store.done()
@@ -413,11 +433,52 @@ def finetune_on_selections(
         if start is None and shared_start is not None:
             start = shared_start(acfg)
         df = run_attack(acfg, start=start) if start is not None else run_attack(acfg)
-        store.append([{"selection": name, "seed": int(s), "n": n, **_asr_of(df, s)} for s in todo])
+        finished = _finished_seeds(df, todo)  # a worker: also the seeds other workers finished
+        with file_lock(out_dir / ".results.lock"):  # the check and the append as one step
+            have = store.done()
+            store.append([{"selection": name, "seed": int(s), "n": n, **_asr_of(df, s)}
+                          for s in finished if f"{name}|{s}" not in have])
     by_key = {f"{r['selection']}|{r['seed']}": r for r in store.records()}
     rows = [by_key[f"{name}|{s}"] for name in files for s in seeds if f"{name}|{s}" in by_key]
     write_json(out_dir / "table.json", compare_table(rows))
     return rows
+
+
+def _finished_seeds(df: Any, seeds: Sequence[int]) -> list[int]:
+    """The ``seeds`` whose fine-tuned (n > 0) row is in a run_attack DataFrame."""
+    if df is None or not len(df) or "seed" not in df.columns:
+        return []
+    rows = df[df["n"] > 0] if "n" in df.columns else df
+    have = {int(x) for x in rows["seed"]}
+    return [s for s in seeds if int(s) in have]
+
+
+def _launch_compare(files: dict[str, tuple[Path, int]], out_dir: Path, workers: int, **kw: Any) -> None:
+    """``workers`` processes of :func:`compare_worker` on ``out_dir``; one line per failed worker."""
+    import sys
+
+    from brittle.models.model_args import current_model_args
+    from brittle.workers import launch, visible_gpus
+
+    args = {"files": {k: [str(p), n] for k, (p, n) in files.items()}, "out_dir": str(out_dir),
+            "model_args": current_model_args().given(), **kw}
+    path = write_json(out_dir / "workers" / "compare_args.json", args)
+    code = "import sys; from brittle.select.run import compare_worker; compare_worker(sys.argv[1])"
+    failed = launch([sys.executable, "-c", code, str(path)], workers, out_dir, gpus=visible_gpus(kw["device"]))
+    if failed:
+        raise BrittleError("\n".join(failed))
+
+
+def compare_worker(args_path: str | Path) -> None:
+    """Entry point of one worker launched by :func:`finetune_on_selections` (``BRITTLE_WORKER``
+    set by the launcher)."""
+    from brittle.models.model_args import ModelArgs, use_model_args
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    a = read_json(args_path)
+    files = {k: (Path(p), int(n)) for k, (p, n) in a.pop("files").items()}
+    with use_model_args(ModelArgs(**a.pop("model_args"))):
+        finetune_on_selections(files, Path(a.pop("out_dir")), **a)
 
 
 def _asr_of(df: Any, seed: int) -> dict[str, Any]:

@@ -101,6 +101,31 @@ def _shown(value: Any, run_dir: Path) -> str:
     return display_path(value, run_dir) if looks_like_path(value) else str(value)
 
 
+def versus_random(compare_dir: Path, names: Sequence[str]) -> list[dict[str, str]]:
+    """ASR(selection) − ASR(random-K) for every other selection (first seed's fine-tuned cell of
+    each, paired on the prompts both were judged on), with "inconclusive at this size"."""
+    from brittle.report.verdict import flags_by_id, paired_difference, verdict
+
+    def flags(name: str) -> dict[str, int] | None:
+        path = compare_dir / name / "cells.jsonl"
+        cells = [c for c in JsonlStore(path, key="key").records() if c["n"] > 0 and c.get("harmful_ids")] \
+            if path.exists() else []
+        if not cells:
+            return None
+        c = min(cells, key=lambda c: c["seed"])
+        return flags_by_id(c["harmful_ids"], c["harmful_flags"])
+
+    rand = flags("random") if "random" in names else None
+    if rand is None:
+        return []
+    out = []
+    for name in names:
+        f = flags(name) if name != "random" else None
+        if f is not None:
+            out.append(verdict(f"{name} − random (ASR)", paired_difference(f, rand)))
+    return out
+
+
 def select_section(run_dir: str | Path, redact: bool = True, *, title: str = "Which benign data breaks safety",
                    top_n: int = 5) -> Section:
     """Format make-up of each selection, method agreement, top-scored examples and (when
@@ -133,6 +158,9 @@ def select_section(run_dir: str | Path, redact: bool = True, *, title: str = "Wh
                                         "error bars: 95% CI over seeds (t) or, with one seed, over prompts"))
             parts.append(table([{**r, "asr": pct(r["asr"]), "lo": pct(r["lo"]), "hi": pct(r["hi"])} for r in ctab],
                                ["selection", "n", "n_seeds", "asr", "lo", "hi", "ci_over"]))
+            vs = versus_random(run_dir / "compare", [r["selection"] for r in ctab])
+            if vs:
+                parts.append("<h3>Top-K against random-K, paired on the same prompts</h3>" + table(vs))
             from brittle.train.recipe import compare_recipe_html
 
             parts.append(compare_recipe_html(run_dir / "compare"))  # one recipe for every selection

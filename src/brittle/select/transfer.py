@@ -51,11 +51,16 @@ def transfer_selections(
     seeds: Sequence[int] = (0,),
     eval_limit: int | None = None,
     device: str = "auto",
+    gen_backend: str = "auto",
+    workers: int = 1,
 ) -> list[dict[str, Any]]:
     """Fine-tune ``model`` (+ ``adapter``) on the source run's selections ``names`` (default:
     every ``top-<method>``; add ``random`` for a control fine-tuned under the same
     conditions), the first ``k`` of each. Rows (selection ``transfer-<name>``, seed, n, ASR
-    with CI) go to ``out_dir/results.jsonl`` and ``out_dir/table.json``; resumable."""
+    with CI) go to ``out_dir/results.jsonl`` and ``out_dir/table.json``; resumable.
+    ``gen_backend``: hf | vllm | auto, as ``AttackConfig.gen_backend`` (the fine-tuned arms'
+    evaluations on one vLLM engine with an adapter per arm). ``workers``: processes splitting
+    the arms, as in :func:`~brittle.select.run.finetune_on_selections`."""
     src, out = Path(source_select_dir), Path(out_dir)
     available = source_selections(src)
     names = [n for n in available if n.startswith("top-")] if names is None else list(names)
@@ -67,4 +72,5 @@ def transfer_selections(
         files[f"transfer-{name}"] = cut_selection(src / "selections" / f"{name}.jsonl",
                                                   out / "selections" / f"{name}.jsonl", k)
     return finetune_on_selections(files, out, model=model, adapter=adapter, seeds=seeds,
-                                  eval_limit=eval_limit, device=device)
+                                  eval_limit=eval_limit, device=device,
+                                  attack_overrides={"gen_backend": gen_backend}, workers=workers)

@@ -46,29 +46,32 @@ from brittle.resources import cache_dir, shipped
 log = logging.getLogger(__name__)
 
 REFUSALS_FILE = "train/refusals.yaml"
-RECIPE_VERSION = 2  # bump when the data recipe or training code changes what is learned
+RECIPE_VERSION = 3  # bump when the data recipe or training code changes what is learned
 
 
 @dataclass(frozen=True)
 class AlignSettings:
     """Sizes and hyper-parameters of one alignment install.
 
-    ``quick`` (default, the lab): 200 harmful + 200 benign + 100 contrast, 2 epochs, 128
-    tokens, LoRA r=16, lr 2e-4 — 126 steps of 8, measured ≈ 4 s/step on an idle 2-core CPU.
-    ``full``: 600 + 600 + all contrast prompts, 3 epochs, 256 tokens (for a GPU)."""
+    ``quick`` (default, the lab; recipe v3): 160 harmful + 120 benign + 80 contrast, 1 epoch,
+    96 tokens, LoRA r=16, lr 6e-4 — 45 steps of 8, ≈ 4.7 min on an idle 2-core CPU (1.3
+    examples/s). Chosen among three measured recipes (harmful suite n=50 / over-refusal n=50,
+    refusal judge): v2 (200/200/100, 2 epochs, 128 tokens, lr 2e-4; 126 steps, ≈ 10 min)
+    92% / 22%; this one 98% / 28%; 100/60/80 at lr 8e-4 (30 steps) only 52% refusal.
+    ``full``: 600 + 600 + all contrast prompts, 3 epochs, 256 tokens, lr 2e-4 (for a GPU)."""
 
-    n_harmful: int = 200
-    n_benign: int = 200
-    n_contrast: int = 100
-    epochs: float = 2.0
-    lr: float = 2e-4
-    max_length: int = 128
+    n_harmful: int = 160
+    n_benign: int = 120
+    n_contrast: int = 80
+    epochs: float = 1.0
+    lr: float = 6e-4
+    max_length: int = 96
     batch_size: int = 8
     preset: str = "align-lora"
 
 
 QUICK = AlignSettings()
-FULL = AlignSettings(n_harmful=600, n_benign=600, n_contrast=1000, epochs=3.0, max_length=256)
+FULL = AlignSettings(n_harmful=600, n_benign=600, n_contrast=1000, epochs=3.0, lr=2e-4, max_length=256)
 
 
 @lru_cache(maxsize=1)
@@ -143,7 +146,7 @@ def build_alignment_data(
     return refusals + helpful, counts
 
 
-CONTRAST_TOKENS = 128
+CONTRAST_TOKENS = 64  # the reply is cut at max_length (96 tokens with the prompt) anyway
 
 
 def contrast_examples(
@@ -164,7 +167,8 @@ def contrast_examples(
     gen = GenerationConfig(max_new_tokens=max_new_tokens, seed=seed)
     from brittle.models.identity import model_identity
 
-    key = fingerprint(model_spec, model_identity(model_spec), [p.id for p in prompts], gen.__dict__)
+    settings = {k: v for k, v in gen.__dict__.items() if k != "batch_size"}  # batching: same replies
+    key = fingerprint(model_spec, model_identity(model_spec), [p.id for p in prompts], settings)
     backend = make_backend(model_spec, device=device, cache_dir=cache_dir("contrast", key))
     replies = [r.strip() for r in backend.generate([p.prompt_messages for p in prompts], config=gen)]
     verdicts = RefusalJudge().judge(prompts, replies)

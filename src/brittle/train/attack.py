@@ -43,6 +43,7 @@ from pydantic import Field, field_validator, model_validator
 from brittle.config import CsvInts, CsvList, StageConfig
 from brittle.errors import BrittleError
 from brittle.evaluate.suites import primary_harmful_suite
+from brittle.models.cell_engine import GEN_BACKEND_HELP, GenBackend
 from brittle.store import JsonlStore
 from brittle.tracking import REPORT_TO_HELP, ReportTo, log_metrics
 
@@ -79,7 +80,7 @@ class AttackConfig(StageConfig):
     eval_limit: int | None = Field(None, ge=1, description="Prompts per eval suite (None = all).")
     eval_seed: int = Field(0, description="Eval subsample seed (the same for every cell).")
     max_new_tokens: int = Field(64, ge=1, description="Eval generation length.")
-    eval_batch_size: int = Field(8, ge=1, description="Eval batch size.")
+    eval_batch_size: int = Field(0, ge=0, description="Eval batch size (0: sized to memory).")
     gen_tokens: int = Field(128, ge=1, description="Reply length when generating harmful attack data.")
     demo_model: str = Field(
         "embedded:smollm2-135m",
@@ -94,9 +95,19 @@ class AttackConfig(StageConfig):
     report_to: ReportTo = Field(
         "none", description=REPORT_TO_HELP + " Training curves per cell, and each cell's rates at step N."
     )
+    gen_backend: GenBackend = Field("auto", description=GEN_BACKEND_HELP)
     reuse_evals: CsvList = Field(
         [], description="Earlier eval run dirs whose replies are reused where the fingerprints match "
         "(e.g. the lab's eval of the aligned model for the N = 0 cell)."
+    )
+    workers: int = Field(
+        1, ge=1, description="Worker processes splitting the cells over one run dir: one GPU each "
+        "(CUDA_VISIBLE_DEVICES), or a share of the CPU cores; cells are claimed dynamically "
+        "(run_dir/claims), logs in run_dir/workers/.",
+    )
+    worker: str | None = Field(
+        None, description="Run only this static share i/n of the cells (cell index mod n == i), e.g. "
+        "0/2 and 1/2 on two machines; default: all cells, or dynamic claims under --workers / torchrun.",
     )
 
     @field_validator("n")
@@ -135,6 +146,18 @@ class AttackConfig(StageConfig):
             raise ValueError(f"unknown attack kind(s) {bad}: use {', '.join(KINDS)}, data (with --data) "
                              "or an existing data file")
         return list(dict.fromkeys(v))
+
+    @field_validator("worker")
+    @classmethod
+    def _share(cls, v: str | None) -> str | None:
+        if v:
+            from brittle.workers import parse_share
+
+            try:
+                parse_share(v)
+            except BrittleError as e:
+                raise ValueError(str(e)) from None
+        return v or None
 
     @model_validator(mode="after")
     def _data_and_train(self) -> AttackConfig:
@@ -252,6 +275,7 @@ class Start:
     adapter: str | None  # the merged safety adapter (None: the weights as loaded)
     label: str  # FinetuneConfig.model of every cell (brittle.train.recipe.start_label)
     snapshot: dict[str, Any] | None = None  # CPU copy of the weights (full fine-tuning only)
+    vllm_dir: Path | None = None  # the merged weights saved for vLLM (gen_backend=vllm), once per start
 
 
 def finetune_config(cfg: AttackConfig, run_dir: Path, seed: int, label: str):
@@ -300,7 +324,37 @@ def release(start: Start, trained: Any) -> None:
         torch.cuda.empty_cache()
 
 
-def _evaluate(cfg: AttackConfig, out: Path, adapter: str | None, model: Any, tokenizer: Any) -> dict:
+def _cell_engine(cfg: AttackConfig, start: Start) -> Any:
+    """The vLLM engine on the merged start for this sweep's cells, or None (HF in-process).
+
+    Resolves ``cfg.gen_backend``; on vLLM, writes the merged aligned weights once as a model
+    directory (``run_dir/vllm-start``; before any cell's LoRA is injected into them) and starts
+    (or reuses) the one engine of the process on it with multi-LoRA up to the attack rank.
+    Full fine-tuning (or adapters that are not saved) cannot be served as LoRA: HF then."""
+    from brittle.models import cell_engine as CE
+    from brittle.train.sft import train_device
+
+    if CE.resolve(cfg.gen_backend, "cpu" if train_device(cfg.device) == "cpu" else "cuda") == "hf":
+        return None
+    fcfg = finetune_config(cfg, cfg.run_dir, cfg.seeds[0], start.label)
+    if fcfg.method != "lora" or not fcfg.save:
+        log.info("gen_backend=%s: %s cells are evaluated with HF in-process (vLLM serves saved LoRA "
+                 "adapters only)", cfg.gen_backend, "full fine-tuning" if fcfg.method != "lora" else "unsaved")
+        return None
+    identity = CE.start_identity(cfg.model, start.adapter)
+    dtype = CE.serving_dtype()
+    if start.vllm_dir is None:
+        start.vllm_dir = CE.save_start(start.model, start.tokenizer, cfg.run_dir / "vllm-start",
+                                       label=start.label, identity=identity, dtype=dtype)
+    return CE.engine(start.vllm_dir, max_lora_rank=CE.lora_rank_cap(fcfg.lora_r), label=start.label,
+                     identity=identity, dtype=dtype)
+
+
+def _evaluate(cfg: AttackConfig, out: Path, adapter: str | None, model: Any, tokenizer: Any,
+              backend: Any = None) -> dict:
+    """run_eval of one cell: generation on ``backend`` (the vLLM engine with the cell's adapter)
+    when given, else HF on ``model``; the utility NLL always on ``model`` in-process. ``adapter``
+    (the cell's, or the merged safety adapter at N = 0) keeps the fingerprints per adapter."""
     from brittle.evaluate.run import EvalConfig, run_eval
 
     ecfg = EvalConfig(
@@ -314,7 +368,7 @@ def _evaluate(cfg: AttackConfig, out: Path, adapter: str | None, model: Any, tok
         batch_size=cfg.eval_batch_size,
         reuse_from=[Path(d) for d in cfg.reuse_evals],
     )
-    return run_eval(ecfg, model=model, tokenizer=tokenizer)
+    return run_eval(ecfg, model=model, tokenizer=tokenizer, backend=backend)
 
 
 def harmful_flags(eval_dir: Path, metrics: dict[str, Any]) -> tuple[list[str], list[int]]:
@@ -356,6 +410,7 @@ def run_cell(cfg: AttackConfig, kind: str, n: int, seed: int, start: Start | str
     one): load it with ``merge_adapter(base, base_adapter)`` first."""
     if not isinstance(start, Start):
         start = load_start(cfg, start)
+    engine = _cell_engine(cfg, start)  # before training: the saved start must not carry the cell's LoRA
     work = cfg.run_dir / "cells" / f"{kind}-n{n}-s{seed}"
     shutil.rmtree(work, ignore_errors=True)  # an unfinished earlier attempt is redone
     work.mkdir(parents=True)
@@ -386,7 +441,13 @@ def run_cell(cfg: AttackConfig, kind: str, n: int, seed: int, start: Start | str
     rec["train_s"] = round(time.perf_counter() - t0, 2)
     rec["adapter"] = cell_adapter
     t1 = time.perf_counter()
-    metrics = _evaluate(cfg, work / "eval", cell_adapter, model, tok)
+    if engine is not None and (n == 0 or cell_adapter is not None):
+        from brittle.models.cell_engine import for_adapter
+
+        gen = for_adapter(engine, cell_adapter if n > 0 else None)  # N = 0: the merged start itself
+        metrics = _evaluate(cfg, work / "eval", cell_adapter, model, tok, backend=gen)
+    else:
+        metrics = _evaluate(cfg, work / "eval", cell_adapter, model, tok)
     rec["eval_s"] = round(time.perf_counter() - t1, 2)
     ids, flags = harmful_flags(work / "eval", metrics)
     suites = metrics.get("suites", {})
@@ -430,40 +491,99 @@ def run_attack(cfg: AttackConfig, *, start: Start | None = None):
     """Run (or resume) the sweep; returns the per-cell results DataFrame.
 
     ``start``: the aligned model already loaded by :func:`shared_start` for this config's model
-    and adapter (shared by several sweeps in one process; every cell leaves it as it was)."""
+    and adapter (shared by several sweeps in one process; every cell leaves it as it was).
+
+    Several processes (:mod:`brittle.workers`): with ``cfg.workers > 1`` this process launches
+    that many workers (``python -m brittle.cli attack --config …``, one GPU each) and renders
+    the results once they are done; a worker (launched, a torchrun rank, or a static
+    ``cfg.worker`` share) runs only the cells it claims (or its share), appending to the one
+    ``cells.jsonl``. The records are those a lone process writes."""
+    from brittle.workers import claims_for, current_worker, isolate, once_at_a_time
+
+    worker = isolate(current_worker(cfg.worker))
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.echo("attack_config")
+    if worker is None or worker.index == 0:
+        cfg.echo("attack_config")
     if "data" in cfg.kinds and not cfg.data:
         raise BrittleError("kind 'data' needs --data FILE")
+    if worker is None and cfg.workers > 1:
+        return _launch_workers(cfg)
     store = JsonlStore(cfg.run_dir / CELLS, key="key")
     store.repair()
     done = store.done()
-    todo = [c for c in cells(cfg) if cell_key(*c) not in done]
-    log.info("attack sweep: %d cells, %d done, %d to run", len(cells(cfg)), len(done), len(todo))
+    mine = worker.share(cells(cfg)) if worker is not None and not worker.claims else cells(cfg)
+    todo = [c for c in mine if cell_key(*c) not in done]
+    log.info("attack sweep%s: %d cells, %d done, %d to run", f" (worker {worker})" if worker else "",
+             len(cells(cfg)), len(done), len(todo))
     if todo:
-        from brittle.train.recipe import start_label
-
-        adapter = _resolve_adapter(cfg)
-        _warm_demonstrations(cfg, todo)
-        if start is None:
-            start = load_start(cfg, adapter)
-        elif start.label != start_label(cfg.model, adapter):
-            raise BrittleError(f"run_attack(start=...): loaded {start.label!r}, the config attacks "
-                               f"{start_label(cfg.model, adapter)!r}")
-        elif start.snapshot is None and finetune_config(cfg, cfg.run_dir, cfg.seeds[0], start.label).method == "full":
-            raise BrittleError("run_attack(start=...): full fine-tuning needs a start loaded for it (shared_start)")
-        write_recipe(cfg, start)
         from tqdm.auto import tqdm
 
+        with once_at_a_time(worker, cfg.run_dir, "setup"):  # one worker installs / generates, the rest reuse
+            adapter = _resolve_adapter(cfg)
+            _warm_demonstrations(cfg, todo)
+        claims, ready = claims_for(worker, cfg.run_dir), False
         for kind, n, seed in tqdm(todo, desc="attack cells", unit="cell"):
-            log.info("cell %s", cell_key(kind, n, seed))
-            rec = run_cell(cfg, kind, n, seed, start)
-            store.append([rec])
-            log_metrics(cfg.report_to, cfg.run_dir, {f"{kind}-s{seed}": {k: rec.get(k) for k in TRACKED}},
-                        step=n, run_name=cfg.run_dir.name)
+            key = cell_key(kind, n, seed)
+            with claims.hold(key) as ours:
+                if not ours or (worker is not None and key in store.done()):
+                    continue  # another worker runs (or ran) it
+                if not ready:  # loaded on the first cell this process runs
+                    start, ready = _sweep_start(cfg, adapter, start), True
+                log.info("cell %s", key)
+                rec = run_cell(cfg, kind, n, seed, start)
+                store.append([rec])
+                log_metrics(cfg.report_to, cfg.run_dir, {f"{kind}-s{seed}": {k: rec.get(k) for k in TRACKED}},
+                            step=n, run_name=cfg.run_dir.name)
         del start
         gc.collect()
-    return write_results(cfg)
+    if worker is None:
+        return write_results(cfg)
+    with once_at_a_time(worker, cfg.run_dir, "results"):  # the last worker to finish renders
+        finished = store.done()
+        if all(cell_key(*c) in finished for c in cells(cfg)):
+            return write_results(cfg)
+    return results_frame(cfg)
+
+
+def _sweep_start(cfg: AttackConfig, adapter: str | None, start: Start | None) -> Start:
+    """The sweep's aligned start (loaded, or the caller's checked), with ``recipe.json`` written."""
+    from brittle.train.recipe import start_label
+
+    if start is None:
+        start = load_start(cfg, adapter)
+    elif start.label != start_label(cfg.model, adapter):
+        raise BrittleError(f"run_attack(start=...): loaded {start.label!r}, the config attacks "
+                           f"{start_label(cfg.model, adapter)!r}")
+    elif start.snapshot is None and finetune_config(cfg, cfg.run_dir, cfg.seeds[0], start.label).method == "full":
+        raise BrittleError("run_attack(start=...): full fine-tuning needs a start loaded for it (shared_start)")
+    write_recipe(cfg, start)
+    return start
+
+
+def _launch_workers(cfg: AttackConfig):
+    """``cfg.workers`` processes of ``python -m brittle.cli attack --config <echoed config>``
+    over this run dir; then results once. A failed worker: one line each naming its log."""
+    import sys
+
+    from brittle.redaction import redact_secrets
+    from brittle.workers import launch, model_args_argv, visible_gpus
+
+    raw = cfg.model_dump(mode="json")
+    if redact_secrets(raw) != raw:
+        raise BrittleError("--workers: the config holds credentials, which are never written to the run dir "
+                           "the workers read; pass them through the environment (e.g. OPENAI_API_KEY)")
+    cfg_path = cfg.run_dir / "attack_config.yaml"
+    failed = launch([sys.executable, "-m", "brittle.cli", "attack", "--config", str(cfg_path), *model_args_argv()],
+                    cfg.workers, cfg.run_dir, gpus=visible_gpus(cfg.device))
+    df = write_results(cfg)
+    finished = JsonlStore(cfg.run_dir / CELLS, key="key").done()
+    missing = [cell_key(*c) for c in cells(cfg) if cell_key(*c) not in finished]
+    if missing:
+        failed.append(f"{len(missing)} cell(s) not finished: {', '.join(missing)}; re-run the same command "
+                      "to resume")
+    if failed:
+        raise BrittleError("\n".join(failed))
+    return df
 
 
 def _warm_demonstrations(cfg: AttackConfig, todo: list[tuple[str, int, int]]) -> None:
@@ -567,6 +687,22 @@ def finished_adapters(run_dir: str | Path) -> dict[str, Path]:
     return out
 
 
+def gain_verdicts(cells: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """ASR_N − ASR_0 per (kind, N > 0) of the first seed, paired on the prompts both were
+    judged on, each with "inconclusive at this size" when its interval contains 0."""
+    from brittle.report.verdict import flags_by_id, paired_difference, verdict
+
+    base = next((c for c in cells if c["n"] == 0 and c.get("harmful_ids")), None)
+    if base is None:
+        return []
+    f0 = flags_by_id(base["harmful_ids"], base["harmful_flags"])
+    first = min((c["seed"] for c in cells), default=0)
+    return [verdict(f"{c['kind']}: N = {c['n']} − N = 0 (ASR)",
+                    paired_difference(flags_by_id(c["harmful_ids"], c["harmful_flags"]), f0))
+            for c in sorted(cells, key=lambda c: (c["kind"], c["n"]))
+            if c["n"] > 0 and c["seed"] == first and c.get("harmful_ids")]
+
+
 def attack_section(run_dir: str | Path, redact: bool = True, title: str = "Fine-tuning attack: ASR vs N"):
     """Report section: the ASR-vs-N plot, the summary table with CIs, and the method."""
     import pandas as pd
@@ -608,6 +744,9 @@ def attack_section(run_dir: str | Path, redact: bool = True, title: str = "Fine-
             for r in s.itertuples()
         ]
         parts.append(table(rows))
+        gains = gain_verdicts(JsonlStore(run_dir / CELLS, key="key").records())
+        if gains:
+            parts.append("<h3>Each N against N = 0, paired on the same prompts</h3>" + table(gains))
     else:
         parts.append("<p><em>no finished cells yet</em></p>")
     if (run_dir / "results.csv").exists():

@@ -90,6 +90,10 @@ class FinetuneConfig(StageConfig):
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in the backward pass (less memory, slower steps)."
     )
+    cpu_micro_tokens: int | None = Field(
+        768, ge=8, description="On CPU, split each batch into gradient-accumulated micro-batches of at "
+        "most this many tokens (batch x max_length): the same update, a lower memory peak; None: off."
+    )
     report_to: ReportTo = Field("none", description=REPORT_TO_HELP)
     device: str = Field("auto", description="cpu | cuda | auto (accelerate sets the rank's GPU).")
     group_by_length: bool = Field(
@@ -164,6 +168,14 @@ def train_device(device: str = "auto") -> str:
 
 def _device(cfg: FinetuneConfig) -> str:
     return train_device(cfg.device)
+
+
+def micro_batches(batch_size: int, grad_accum: int, max_length: int, max_tokens: int) -> tuple[int, int]:
+    """(per-device micro-batch, accumulation steps) with the same examples per optimiser step:
+    the largest divisor of ``batch_size`` whose ``micro x max_length`` fits ``max_tokens``."""
+    micro = max([d for d in range(1, batch_size + 1) if batch_size % d == 0 and d * max_length <= max_tokens],
+                default=1)
+    return micro, grad_accum * (batch_size // micro)
 
 
 def resolve_bf16(bf16: bool | None, device: str) -> bool:
@@ -330,10 +342,16 @@ def train_model(
     log_path = run_dir / "train_log.jsonl"
     log_path.unlink(missing_ok=True)  # a re-run starts a fresh log
     bf16 = resolve_bf16(cfg.bf16, device)
+    micro, accum = cfg.batch_size, cfg.grad_accum
+    if device == "cpu" and cfg.cpu_micro_tokens:
+        micro, accum = micro_batches(cfg.batch_size, cfg.grad_accum, cfg.max_length, cfg.cpu_micro_tokens)
+        if micro != cfg.batch_size:
+            log.info("batch %d = %d micro-batches of %d (gradient accumulation; at most %d tokens each)",
+                     cfg.batch_size, cfg.batch_size // micro, micro, cfg.cpu_micro_tokens)
     args = TrainingArguments(
         output_dir=str(run_dir / "trainer"),
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=accum,
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps or -1,
         learning_rate=cfg.lr,
