@@ -56,7 +56,8 @@ def main() -> None:
     ap.add_argument("--model", default="embedded:smollm2-135m")
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=16, help="Contender batch (0: sized to memory).")
+    ap.add_argument("--baseline-batch", type=int, default=1, help="Baseline batch (1: one prompt at a time).")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="benchmarks/results/generate.json")
     args = ap.parse_args()
@@ -76,15 +77,15 @@ def main() -> None:
 
     results = {}
     texts = {}
-    for arm, bs in (("sequential", 1), ("batched", args.batch_size)):
+    for arm, bs in (("sequential", args.baseline_batch), ("batched", args.batch_size)):
         cfg = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=bs)
         t0 = time.perf_counter()
         texts[arm] = backend.generate(convs, config=cfg)
         secs = time.perf_counter() - t0
         toks = count_tokens(tok, texts[arm], args.max_new_tokens)
-        results[arm] = {"batch_size": bs, "seconds": round(secs, 3), "tokens": toks,
+        results[arm] = {"batch_size": bs or f"auto ({backend.auto_batch_size(64 + args.max_new_tokens)} at 64-token prompts)", "seconds": round(secs, 3), "tokens": toks,
                         "tokens_per_s": round(toks / secs, 2)}
-        print(f"{arm:>10}: batch {bs:>3}  {toks} tokens in {secs:.1f}s = {toks / secs:.1f} tok/s")
+        print(f"{arm:>10}: batch {bs or 'auto':>4}  {toks} tokens in {secs:.1f}s = {toks / secs:.1f} tok/s")
     ratio = results["batched"]["tokens_per_s"] / results["sequential"]["tokens_per_s"]
     same = sum(a == b for a, b in zip(texts["batched"], texts["sequential"])) / len(convs)
     print(f"ratio batched/sequential: {ratio:.2f}x (goal >= 4x on CPU); identical replies: {same:.0%}")

@@ -127,3 +127,29 @@ def test_live_page_while_running_then_budget_and_memory_columns(tmp_path, monkey
         assert s["peak_rss_mb"] > 10 and s["budget_s"] > 0 and "running" not in s
     assert "peak memory" in page and " GB" in page
     assert lab.LabConfig(quick=False).budget_s("rules") is None
+
+
+def test_align_shows_the_before_numbers_while_the_adapter_trains(tmp_path, monkeypatch):
+    """The unaligned eval is on the live page before alignment training starts (issue 18)."""
+    from brittle import lab
+    from brittle.evaluate import run as erun
+    from brittle.evaluate import section as esec
+    from brittle.report.html import Section
+
+    evals: list[str] = []
+    monkeypatch.setattr(erun, "run_eval", lambda ecfg: evals.append(ecfg.run_dir.name))
+    monkeypatch.setattr(esec, "compare_section",
+                        lambda dirs, title, report_dir: Section(title, "runs: " + ",".join(dirs), "align"))
+    seen: dict[str, str] = {}
+
+    def install(*a, **kw):
+        seen["page"] = (tmp_path / "index.html").read_text()
+        return tmp_path / "adapter"
+
+    monkeypatch.setattr("brittle.train.align.install_alignment", install)
+    lab.run_lab(lab.LabConfig(run_dir=tmp_path, stages=["align"]))
+    assert evals == ["eval-unaligned", "eval-aligned"]
+    assert "training the safety adapter" in seen["page"] and "runs: unaligned<" in seen["page"]
+    assert "http-equiv='refresh'" in seen["page"]  # still live
+    final = (tmp_path / "index.html").read_text()
+    assert "runs: unaligned,aligned" in final and "training the safety adapter" not in final

@@ -115,31 +115,32 @@ _DATA_COLUMNS = ["name", "description", "rows", "splits", "by_source", "licence"
 
 
 def stage_align(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
-    """Install alignment (cached adapter) and evaluate unaligned vs aligned side by side."""
+    """Evaluate the model as shipped (shown at once), install alignment (cached adapter), then
+    evaluate the aligned model: unaligned vs aligned side by side."""
     from brittle.evaluate.run import EvalConfig, run_eval
     from brittle.evaluate.section import compare_section
 
     out = cfg.run_dir / "align"
-    aligned = _aligned_adapter(cfg, ctx)
-    limit = cfg.eval_limit()
-    runs = {"unaligned": None, "aligned": aligned}
-    if aligned is None:
-        runs = {"vendor-aligned": None}
-    dirs = {}
-    for label, adapter in runs.items():
-        ecfg = EvalConfig(
-            run_dir=out / f"eval-{label}",
-            model=cfg.model,
-            adapter=str(adapter) if adapter else None,
-            limit=limit,
-            max_new_tokens=cfg.eval_tokens(),
-            seed=cfg.seed,
-            redact=cfg.redact,
-        )
+    vendor = _vendor_aligned(cfg.model) or cfg.vendor_aligned
+    title = "Baseline safety of the vendor-aligned model" if vendor else "Installing alignment: before vs after"
+    dirs: dict[str, Path] = {}
+
+    def evaluate(label: str, adapter: Path | None) -> None:
+        ecfg = EvalConfig(run_dir=out / f"eval-{label}", model=cfg.model, adapter=str(adapter) if adapter else None,
+                          limit=cfg.eval_limit(), max_new_tokens=cfg.eval_tokens(), seed=cfg.seed,
+                          redact=cfg.redact)
         run_eval(ecfg)
         dirs[label] = ecfg.run_dir
+
+    evaluate("vendor-aligned" if vendor else "unaligned", None)
+    if not vendor:  # the "before" numbers go on the page while the adapter trains
+        before = compare_section(dirs, title=title, report_dir=cfg.run_dir)
+        before.body = '<p class="note">Installing alignment: training the safety adapter …</p>' + before.body
+        ctx.get("show", lambda section: None)(before)
+        evaluate("aligned", _aligned_adapter(cfg, ctx))
+    else:
+        _aligned_adapter(cfg, ctx)
     ctx["eval_dirs"] = dirs
-    title = "Installing alignment: before vs after" if aligned else "Baseline safety of the vendor-aligned model"
     return compare_section(dirs, title=title, report_dir=cfg.run_dir)
 
 
@@ -218,6 +219,7 @@ def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         direction_positions=1 if cfg.quick else None,
         direction_score_pruned=not cfg.quick,
         direction_n_train=cfg.size(64, 128),
+        batch_size=16,  # forwards of short prompts; only KL keeps full-vocabulary logits (40 positions)
         device=cfg.device,
         seed=cfg.seed,
     )
@@ -360,6 +362,7 @@ def run_lab(cfg: LabConfig) -> dict[str, Any]:
         _write_report(cfg.run_dir, title, status, live=True)
         t0 = time.perf_counter()
         log.info("lab stage %s …", name)
+        ctx["show"] = _shower(cfg.run_dir, title, status, name)  # a stage's partial section, mid-stage
         with PeakMemory() as mem:
             try:
                 section = STAGE_FUNCS[name](cfg, ctx)
@@ -381,6 +384,16 @@ def run_lab(cfg: LabConfig) -> dict[str, Any]:
 
 
 SECTIONS = "sections"
+
+
+def _shower(run_dir: Path, title: str, status: dict[str, dict[str, Any]], stage: str) -> Callable[[Section], None]:
+    """``show(section)``: put a stage's partial section on the live page before the stage ends."""
+    def show(section: Section) -> None:
+        section = relocate(section, run_dir)
+        write_json(run_dir / SECTIONS / f"{stage}.json", dataclasses.asdict(section))
+        _write_report(run_dir, title, status, live=True)
+
+    return show
 
 
 def _write_report(run_dir: Path, title: str, status: dict[str, dict[str, Any]], *, live: bool = False) -> Path:

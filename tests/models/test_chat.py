@@ -62,3 +62,15 @@ def test_collate_right_and_left_padding(tiny_tok):
 def test_length_sorted_batches():
     batches = length_sorted_batches([3, 9, 1, 7, 5], 2)
     assert batches == [[1, 3], [4, 0], [2]]
+
+
+def test_token_budget_batches_bound_padded_tokens_and_keep_every_index():
+    from brittle.models.chat import token_budget_batches
+
+    lengths = [500, 20, 30, 480, 10, 25, 40, 35]
+    batches = token_budget_batches(lengths, batch_size=4, max_tokens=1000)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) <= 4 and (len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 1000)
+    assert batches[0] == [0, 3]  # the two long ones together: 2 x 500 tokens
+    assert token_budget_batches([5000, 10], batch_size=8, max_tokens=100) == [[0], [1]]  # one row at least

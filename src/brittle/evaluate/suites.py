@@ -133,25 +133,33 @@ def _check_unique(name: str, examples: Sequence[Example]) -> None:
         seen.add(e.id)
 
 
+LOGITS_BYTES = 512 * 2**20  # float32 logits + their log-softmax per reference-scoring batch
+
+
 def reference_nll(
     model: Any, tokenizer: Any, examples: Sequence[Example], *, batch_size: int = 8,
-    max_length: int = 512,
+    max_length: int = 512, logits_bytes: int = LOGITS_BYTES,
 ) -> list[tuple[float, int]]:
     """Per example: (Σ NLL of the reference answer's tokens, number of those tokens).
 
     Labels come from :func:`brittle.models.chat.encode` (assistant content + end-of-turn
-    token only); batches are length-sorted, right-padded, one forward pass each;
+    token only); batches are length-sorted, right-padded, one forward pass each, at most
+    ``batch_size`` rows and as many as keep the float32 logits and their log-softmax within
+    ``logits_bytes`` (8 x 512 tokens x a 49k vocabulary would be 1.6 GB);
     NLL_t = −log softmax(logits_{t-1})[y_t] summed over label positions.
     """
     import torch
 
-    from brittle.models.chat import IGNORE, collate, encode, length_sorted_batches
+    from brittle.models.chat import IGNORE, collate, encode, token_budget_batches
 
     encs = [encode(tokenizer, e.messages, max_length=max_length) for e in examples]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     out: list[tuple[float, int]] = [(0.0, 0)] * len(encs)
     device = next(model.parameters()).device
-    for idx in length_sorted_batches([len(e.input_ids) for e in encs], batch_size):
+    head = getattr(model, "get_output_embeddings", lambda: None)()
+    vocab = int(head.weight.shape[0]) if head is not None else int(getattr(model.config, "vocab_size", 2**16))
+    max_tokens = max(1, logits_bytes // (2 * 4 * vocab))
+    for idx in token_budget_batches([len(e.input_ids) for e in encs], batch_size, max_tokens):
         batch = collate([encs[i] for i in idx], pad, padding_side="right")
         with torch.no_grad():
             logits = model(

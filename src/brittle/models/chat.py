@@ -139,3 +139,15 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
     """Indices grouped into batches of similar length (longest first) to cut padding."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def token_budget_batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[list[int]]:
+    """Like :func:`length_sorted_batches`, and each batch's padded size (rows x its longest
+    length) stays within ``max_tokens`` (a batch always holds at least one row)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    while order:
+        rows = max(1, min(batch_size, max_tokens // max(1, lengths[order[0]])))
+        batches.append(order[:rows])
+        order = order[rows:]
+    return batches
