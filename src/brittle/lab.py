@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import Field
 
 from brittle.config import StageConfig
-from brittle.monitor import PeakMemory
+from brittle.monitor import PeakMemory, release_memory
 from brittle.report.format import display_path, duration, looks_like_path, scrub_paths
 from brittle.report.html import Section, esc, relocate, table, write_report
 from brittle.store import read_json, write_json
@@ -373,6 +373,7 @@ def run_lab(cfg: LabConfig) -> dict[str, Any]:
                 this_run[name] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
                 shown = scrub_paths(this_run[name]["error"], cfg.run_dir)
                 section = Section(f"{name} (failed)", f'<p class="note">{esc(shown)}</p>', name)
+        release_memory()  # what the stage freed goes back to the OS before the next one
         this_run[name].update(seconds=round(time.perf_counter() - t0, 1), budget_s=cfg.budget_s(name),
                               peak_rss_mb=mem.peak_mb, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
         status[name] = this_run[name]

@@ -30,6 +30,21 @@ def rss_bytes() -> int:
     return total
 
 
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``; a no-op
+    elsewhere), so memory freed by one cell or stage (a model, a training step's activations)
+    does not stay resident while the next one runs."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (e.g. musl)
+            pass
+
+
 def lifetime_peak_bytes() -> int:
     """``ru_maxrss`` of this process (KiB on Linux, bytes on macOS) in bytes."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -317,7 +317,9 @@ def release(start: Start, trained: Any) -> None:
     for p in start.model.parameters():
         p.requires_grad_(False)
     start.model.eval()
-    gc.collect()
+    from brittle.monitor import release_memory
+
+    release_memory()
     import torch
 
     if torch.cuda.is_available():
