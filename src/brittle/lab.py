@@ -219,7 +219,6 @@ def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         direction_positions=1 if cfg.quick else None,
         direction_score_pruned=not cfg.quick,
         direction_n_train=cfg.size(64, 128),
-        batch_size=16,  # forwards of short prompts; only KL keeps full-vocabulary logits (40 positions)
         device=cfg.device,
         seed=cfg.seed,
     )

@@ -157,3 +157,16 @@ def test_auto_batch_equals_fixed_batches(tiny_lm, tiny_tok):
     assert b.auto_batch_size(64) >= len(CONVS)  # a tiny model: all prompts in one batch
     auto = b.generate(CONVS, config=GenerationConfig(max_new_tokens=8, batch_size=0))
     assert auto == b.generate(CONVS, config=GenerationConfig(max_new_tokens=8, batch_size=2))
+
+
+def test_auto_batch_sampling_uses_a_fixed_batch(tiny_lm, tiny_tok, monkeypatch):
+    """Seeded sampling draws per batch: with batch_size=0 the batch must not follow free memory."""
+    from brittle.models import generate as G
+
+    b = HFBackend(tiny_lm, tiny_tok, "hf:tiny")
+    cfg = GenerationConfig(max_new_tokens=6, temperature=1.0, seed=3, batch_size=0)
+    first = b.generate(CONVS, config=cfg)
+    monkeypatch.setattr(G, "CPU_GENERATION_BYTES", 1)  # "less memory": greedy batches would shrink to 1
+    assert b.generate(CONVS, config=cfg) == first
+    assert first == b.generate(CONVS, config=GenerationConfig(max_new_tokens=6, temperature=1.0, seed=3,
+                                                              batch_size=G.SAMPLING_BATCH))

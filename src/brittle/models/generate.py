@@ -56,6 +56,9 @@ def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
 # CUDA: half of what is free when the batch starts. Upper bound on the batch either way.
 CPU_GENERATION_BYTES = 768 * 2**20
 MAX_AUTO_BATCH = {"cpu": 128, "cuda": 512}
+# Sampling draws from one seeded generator per batch, so its batch must not depend on free
+# memory: with batch_size 0 and temperature > 0 the batch is this fixed size.
+SAMPLING_BATCH = 16
 
 
 def memory_batch_size(model_config: Any, seq_len: int, *, budget_bytes: int, dtype_bytes: int = 4,
@@ -156,7 +159,9 @@ class HFBackend:
         ]
         pad_id = int(self.tokenizer.pad_token_id)
         gen_cfg = _hf_generation_config(config, self.stop_ids, pad_id)
-        batch_size = config.batch_size or self.auto_batch_size(max(map(len, prompts)) + config.max_new_tokens)
+        batch_size = config.batch_size or (
+            SAMPLING_BATCH if config.temperature > 0  # seeded per batch: a fixed size keeps samples reproducible
+            else self.auto_batch_size(max(map(len, prompts)) + config.max_new_tokens))
         batches = length_sorted_batches([len(p) for p in prompts], batch_size)
         out: list[str | None] = [None] * n
         cuda = [self.device] if self.device.type == "cuda" else []
