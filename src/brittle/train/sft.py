@@ -91,7 +91,7 @@ class FinetuneConfig(StageConfig):
         False, description="Recompute activations in the backward pass (less memory, slower steps)."
     )
     cpu_micro_tokens: int | None = Field(
-        384, ge=8, description="On CPU, split each batch into gradient-accumulated micro-batches of at "
+        512, ge=8, description="On CPU, split each batch into gradient-accumulated micro-batches of at "
         "most this many tokens (batch x max_length): the same update, a lower memory peak; None: off."
     )
     report_to: ReportTo = Field("none", description=REPORT_TO_HELP)
