@@ -56,19 +56,9 @@ def paired_gains(cells: Sequence[Mapping[str, Any]], kind: str = "harmful") -> d
     """Per N > 0 of ``kind`` (first seed): ASR_N − ASR_0 on the prompts both cells were
     evaluated on, with a 95% bootstrap CI over those prompts (paired: the same prompts, so
     prompt difficulty cancels — tighter than comparing two separate intervals)."""
-    from brittle.evaluate.metrics import bootstrap_ci
+    from brittle.report.verdict import gains_vs_baseline
 
-    base = next((c for c in cells if c["n"] == 0 and c.get("harmful_ids")), None)
-    if base is None:
-        return {}
-    f0 = dict(zip(base["harmful_ids"], base["harmful_flags"]))
-    out: dict[int, Interval] = {}
-    for c in sorted(cells, key=lambda c: (c["n"], c.get("seed", 0))):
-        if c["n"] > 0 and c.get("kind") == kind and c["n"] not in out and c.get("harmful_ids"):
-            d = [fl - f0[i] for i, fl in zip(c["harmful_ids"], c["harmful_flags"]) if i in f0]
-            if d:
-                out[int(c["n"])] = bootstrap_ci(d)
-    return out
+    return {n: iv for n, (iv, _) in gains_vs_baseline(cells, kind).items()}
 
 
 def refusals_kept(curve: Sequence[Mapping[str, Any]]) -> dict[int, float]:

@@ -105,6 +105,7 @@ def run_persona(
     """
     import pandas as pd
 
+    from brittle.evaluate.run import resume_chunk
     from brittle.models.backend import GenerationConfig
     from brittle.store import JsonlStore
 
@@ -117,7 +118,7 @@ def run_persona(
     for suite, examples in suites.items():
         prompts = [p for p in build_persona_prompts(examples, template, personas, suite=suite)
                    if f"{suite}|{p.id}" not in done]
-        step = batch_size * 4 if batch_size else 128  # one store append per step (resume unit)
+        step = resume_chunk(batch_size)  # one store append per step (the resume unit)
         for start in range(0, len(prompts), step):
             chunk = prompts[start : start + step]
             replies = backend.generate([p.messages for p in chunk], config=cfg)

@@ -296,8 +296,14 @@ AUTO_CHUNK = 128  # prompts per generate call (and per store append) when the ba
 NLL_BATCH = 8  # teacher-forced reference scoring: full-vocabulary logits per token dominate memory
 
 
+def resume_chunk(batch_size: int) -> int:
+    """Prompts per generate call and store append (the resume unit): 4 batches, or
+    :data:`AUTO_CHUNK` when the batch is sized to memory (``batch_size`` 0)."""
+    return batch_size * 4 if batch_size else AUTO_CHUNK
+
+
 def _chunk_size(cfg: EvalConfig) -> int:
-    return cfg.batch_size * 4 if cfg.batch_size else AUTO_CHUNK
+    return resume_chunk(cfg.batch_size)
 
 
 def _chunks(items: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:

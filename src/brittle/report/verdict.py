@@ -31,6 +31,23 @@ def paired_difference(a: Mapping[str, int], b: Mapping[str, int], *, seed: int =
     return bootstrap_ci([a[k] - b[k] for k in common], seed=seed), len(common)
 
 
+def gains_vs_baseline(cells: Sequence[Mapping[str, Any]], kind: str) -> dict[int, tuple[Interval, int]]:
+    """Per N > 0 of ``kind`` (its lowest seed): ASR_N − ASR_0 paired on the prompts both cells
+    were judged on (:func:`paired_difference`), with that number of prompts. Cells are attack
+    records (``n``, ``kind``, ``seed``, ``harmful_ids``, ``harmful_flags``)."""
+    base = next((c for c in cells if c["n"] == 0 and c.get("harmful_ids")), None)
+    if base is None:
+        return {}
+    f0 = flags_by_id(base["harmful_ids"], base["harmful_flags"])
+    out: dict[int, tuple[Interval, int]] = {}
+    for c in sorted(cells, key=lambda c: (c["n"], c.get("seed", 0))):
+        if c["n"] > 0 and c.get("kind") == kind and c["n"] not in out and c.get("harmful_ids"):
+            diff = paired_difference(flags_by_id(c["harmful_ids"], c["harmful_flags"]), f0)
+            if diff is not None:
+                out[int(c["n"])] = diff
+    return out
+
+
 def verdict(label: str, diff: tuple[Interval, int] | None, *, settle: str = FULL_LAB) -> dict[str, str]:
     """``{"comparison", "difference", "verdict"}``: the difference in points with its interval, and
     "inconclusive at this size …" (naming ``settle``) when the interval contains 0."""

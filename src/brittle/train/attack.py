@@ -690,19 +690,13 @@ def finished_adapters(run_dir: str | Path) -> dict[str, Path]:
 
 
 def gain_verdicts(cells: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """ASR_N − ASR_0 per (kind, N > 0) of the first seed, paired on the prompts both were
+    """ASR_N − ASR_0 per (kind, N > 0) of its lowest seed, paired on the prompts both were
     judged on, each with "inconclusive at this size" when its interval contains 0."""
-    from brittle.report.verdict import flags_by_id, paired_difference, verdict
+    from brittle.report.verdict import gains_vs_baseline, verdict
 
-    base = next((c for c in cells if c["n"] == 0 and c.get("harmful_ids")), None)
-    if base is None:
-        return []
-    f0 = flags_by_id(base["harmful_ids"], base["harmful_flags"])
-    first = min((c["seed"] for c in cells), default=0)
-    return [verdict(f"{c['kind']}: N = {c['n']} − N = 0 (ASR)",
-                    paired_difference(flags_by_id(c["harmful_ids"], c["harmful_flags"]), f0))
-            for c in sorted(cells, key=lambda c: (c["kind"], c["n"]))
-            if c["n"] > 0 and c["seed"] == first and c.get("harmful_ids")]
+    kinds = sorted({c["kind"] for c in cells if c["n"] > 0})
+    return [verdict(f"{kind}: N = {n} − N = 0 (ASR)", diff)
+            for kind in kinds for n, diff in gains_vs_baseline(cells, kind).items()]
 
 
 def attack_section(run_dir: str | Path, redact: bool = True, title: str = "Fine-tuning attack: ASR vs N"):
