@@ -74,6 +74,19 @@ def test_attacked_adapters_are_found_from_an_earlier_run(tmp_path):
     assert lab._attacked_adapters(cfg, {}) == {"harmful-n10-s0": str(tmp_path / "attack" / "a10")}
 
 
+def test_quick_diagnose_takes_the_most_attacked_model_only(tmp_path):
+    (tmp_path / "attack").mkdir()
+    rows = [{"key": f"harmful/{n}/0", "kind": "harmful", "n": n, "seed": 0, "adapter": str(tmp_path / f"a{n}")}
+            for n in (10, 50, 5)]
+    for n in (10, 50, 5):
+        (tmp_path / f"a{n}").mkdir()
+    (tmp_path / "attack" / "cells.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    quick = lab.LabConfig(run_dir=tmp_path, model="tiny:llama")
+    assert lab._diagnosed_attacks(quick, {}) == {"harmful-n50-s0": str(tmp_path / "a50")}
+    full = quick.model_copy(update={"quick": False})
+    assert set(lab._diagnosed_attacks(full, {})) == {"harmful-n5-s0", "harmful-n10-s0", "harmful-n50-s0"}
+
+
 def test_transfer_stage_runs_only_with_a_reference(tmp_path):
     assert "transfer" not in lab.LabConfig().stage_list()
     assert lab.LabConfig(reference=tmp_path).stage_list()[-2:] == ["transfer", "rules"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -64,10 +65,11 @@ class LabConfig(StageConfig):
         return self.size(50, 0) or None
 
     def eval_tokens(self) -> int:
-        """Reply length of every eval: 48 tokens in the quick lab (≈ 200 characters; the refusal
-        judge reads the first 100), 64 otherwise. One value for all stages, so the attack's
-        N = 0 cell can reuse the align stage's replies (same generation fingerprint)."""
-        return self.size(48, 64)
+        """Reply length of every eval: 32 tokens in the quick lab (≈ 130 characters; the refusal
+        judge reads the first 100: cutting the quick lab's 700 stored harmful/over-refusal replies
+        of 48 tokens to 32 changed no verdict), 64 otherwise. One value for all stages, so the
+        attack's N = 0 cell can reuse the align stage's replies (same generation fingerprint)."""
+        return self.size(32, 64)
 
     def stage_list(self) -> list[str]:
         return list(self.stages or [s for s in STAGES if s != "transfer" or self.reference])
@@ -182,16 +184,21 @@ def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         seed=cfg.seed,
     )
     run_select(scfg)
-    # quick: the paper's headline contrast only (top-K per method vs random-K vs list-K), each
-    # a 5-epoch fine-tune of the same recipe; quick cuts the examples to the scoring length
-    baselines = ["random"] if _vendor_aligned(cfg.model) else ["random", "list"]
-    names = [f"top-{m}" for m in scfg.methods] + baselines if cfg.quick else None
+    # quick: the paper's headline contrast only, top-K of the exact-anchor scores vs random-K
+    # (each a 5-epoch fine-tune of the same recipe, on examples cut to the scoring length);
+    # the other scores are shown, not fine-tuned (a 150-example pool holds 4 list examples)
+    names = ["top-exact-anchor", "random"] if cfg.quick else None
     overrides = {"max_new_tokens": cfg.eval_tokens()}
     if cfg.quick:
         overrides["train"] = {"max_length": _select_max_length(cfg)}
     compare_selections(scfg, seeds=cfg.seeds(), names=names, eval_limit=cfg.eval_limit(),
                        attack_overrides=overrides)
-    return select_section(scfg.run_dir, redact=cfg.redact)
+    section = select_section(scfg.run_dir, redact=cfg.redact)
+    if cfg.quick:
+        section.body = ('<p class="note">Quick lab: only top-K by exact-anchor score and random-K are '
+                        "fine-tuned; <code>brittle lab --full</code> fine-tunes every selection "
+                        "(top-K of each method, bottom-K, list-K, math-K) on the full pool.</p>") + section.body
+    return section
 
 
 def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
@@ -203,7 +210,7 @@ def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         run_dir=cfg.run_dir / "diagnose",
         model=cfg.model,
         aligned_adapter=_adapter_arg(cfg, ctx),
-        attacked=_attacked_adapters(cfg, ctx),
+        attacked=_diagnosed_attacks(cfg, ctx),
         attack_start="merge",  # the attack adapters sit on the merged aligned weights (issue 13)
         # without an unaligned base (vendor-aligned model) KL(aligned‖base) is undefined
         diagnostics=(["prefill", "direction"] if _vendor_aligned(cfg.model)
@@ -214,9 +221,10 @@ def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         prefill_ks=[0, 1, 5, 20] if cfg.quick else [0, 1, 2, 5, 10, 20, 40],
         max_new_tokens=cfg.size(32, 48),  # the refusal judge reads the first ~100 characters
         # quick: the reference's selection rules on 32 + 32 held-out prompts, candidates at the
-        # last post-instruction position only and no scoring of the pruned last 20% of layers
-        # (all positions and layers: ~70 min single-threaded on the 135M model)
+        # last post-instruction position of every second layer, and no scoring of the pruned
+        # last 20% of layers (all positions and layers: ~70 min single-threaded on the 135M model)
         direction_positions=1 if cfg.quick else None,
+        direction_layer_stride=cfg.size(2, 1),
         direction_score_pruned=not cfg.quick,
         direction_n_train=cfg.size(64, 128),
         device=cfg.device,
@@ -309,6 +317,16 @@ def _aligned_adapter(cfg: LabConfig, ctx: dict[str, Any]) -> Path | None:
 def _adapter_arg(cfg: LabConfig, ctx: dict[str, Any]) -> str | None:
     adapter = _aligned_adapter(cfg, ctx)
     return str(adapter) if adapter else None
+
+
+def _diagnosed_attacks(cfg: LabConfig, ctx: dict[str, Any]) -> dict[str, str]:
+    """The attacked models diagnose compares with the aligned one: every finished cell, or in
+    the quick lab only the most-attacked one (largest N), which halves the stage's cost."""
+    attacked = _attacked_adapters(cfg, ctx)
+    if not cfg.quick or len(attacked) < 2:
+        return attacked
+    largest = max(attacked, key=lambda label: int(re.search(r"-n(\d+)-s\d+$", label).group(1)))
+    return {largest: attacked[largest]}
 
 
 def _attacked_adapters(cfg: LabConfig, ctx: dict[str, Any]) -> dict[str, str]:

@@ -150,3 +150,25 @@ def test_nothing_passing_the_filter_keeps_the_table(tiny_tok, tiny_lm):
     assert len(rd.scores) == tiny_lm.config.num_hidden_layers and not any(r["kept"] for r in rd.scores)
     with pytest.raises(BrittleError, match="no refusal direction"):
         _ = rd.vector
+
+
+def test_a_layer_stride_scores_every_sth_layer_with_the_same_numbers(tiny_tok):
+    from brittle.models.tiny import tiny_model
+
+    model = tiny_model(tiny_tok, layers=5)
+    ids = refusal_token_ids(tiny_tok)
+    rules = SelectionRules(kl_threshold=None, induce_threshold=None, prune_layer_fraction=0.2)
+    args = (model, tiny_tok, H_TRAIN, B_TRAIN, H_VAL, B_VAL)
+    every = select_direction(*args, rules=rules, refusal_ids=ids, n_positions=1, batch_size=4)
+    strided = select_direction(*args, rules=rules, refusal_ids=ids, n_positions=1, batch_size=4, layer_stride=2)
+    assert [r["scored"] for r in strided.scores] == [True, False, True, False, True]
+    # layer 4 is pruned whether or not the stride skipped it; 1 and 3 are "not scored"
+    assert [r["discarded"] for r in strided.scores] == [None, "not scored", None, "not scored", "pruned"]
+    for a, b in zip(every.scores, strided.scores):
+        if b["scored"]:  # pruned layer 4 too (score_pruned defaults to True)
+            assert b["bypass"] == pytest.approx(a["bypass"]) and b["kl"] == pytest.approx(a["kl"])
+        else:
+            assert math.isnan(b["bypass"])
+    assert strided.layer in (0, 2)
+    best_even = min((r for r in every.scores if r["kept"] and r["layer"] % 2 == 0), key=lambda r: r["bypass"])
+    assert strided.layer == best_even["layer"]

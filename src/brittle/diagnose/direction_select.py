@@ -48,6 +48,7 @@ from brittle.diagnose.refusal_direction import (
     prompt_batches,
 )
 from brittle.errors import BrittleError
+from brittle.models.forward import forward_keep
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ def discard_reason(row: dict[str, Any], n_layers: int, rules: SelectionRules = S
     """Why the reference's ``filter_fn`` drops a candidate (``None`` = kept), checked in its
     order: a NaN score → "nan"; layer ≥ int(L·(1 − f)) → "pruned"; KL > threshold → "kl";
     induce < threshold → "induce"."""
+    if row.get("scored") is False:  # skipped by a layer stride
+        return "pruned" if row["layer"] >= first_layer_pruned(n_layers, rules.prune_layer_fraction) else "not scored"
     vals = (row.get("bypass"), row.get("induce"), row.get("kl"))
     if any(v is None or math.isnan(float(v)) for v in vals):
         return "nan"
@@ -150,10 +153,7 @@ def _last_logits(model: Any, batches: list[tuple[list[int], dict[str, Any]]]) ->
 
     for idx, inputs in batches:
         with torch.no_grad():
-            try:
-                logits = model(**inputs, use_cache=False, logits_to_keep=1).logits
-            except TypeError:
-                logits = model(**inputs, use_cache=False).logits
+            logits = forward_keep(model, 1, **inputs, use_cache=False).logits
         yield idx, logits[:, -1].float()
 
 
@@ -182,6 +182,7 @@ def score_candidates(
     refusal_ids: Sequence[int],
     *,
     skip_layers_from: int | None = None,
+    layer_stride: int = 1,
     batch_size: int = 16,
     progress: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
@@ -189,7 +190,9 @@ def score_candidates(
 
     Batched: the validation prompts are tokenised once; per candidate one pass over the
     harmful and harmless batches under ablation and one over the harmless batches under
-    addition. Layers ≥ ``skip_layers_from`` (pruned anyway) get NaN scores without forwards.
+    addition. Layers ≥ ``skip_layers_from`` (pruned anyway) get NaN scores without forwards;
+    with ``layer_stride`` s > 1 only layers 0, s, 2s, … are scored, the others are rows with
+    NaN scores and ``scored = False`` (discarded as "not scored").
     Returns (rows, baseline) with baseline = mean refusal scores without intervention.
     """
     import torch
@@ -208,8 +211,8 @@ def score_candidates(
     grid = [(p, l) for p in range(-n_pos, 0) for l in range(n_layers)]
     for p, l in tqdm(grid, desc="direction candidates", disable=not progress):
         row: dict[str, Any] = {"position": p, "layer": l, "bypass": math.nan, "induce": math.nan, "kl": math.nan,
-                               "norm": float(candidates[p, l].norm())}
-        if l < limit:
+                               "norm": float(candidates[p, l].norm()), "scored": l % layer_stride == 0}
+        if row["scored"] and l < limit:
             r = candidates[p, l]
             with directional_ablation(model, r):
                 row["bypass"] = float(_scores(model, hb, refusal_ids, len(harmful)).mean())
@@ -235,6 +238,7 @@ def select_direction(
     rules: SelectionRules = SelectionRules(),
     refusal_ids: Sequence[int] | None = None,
     n_positions: int | None = None,
+    layer_stride: int = 1,
     score_pruned: bool = True,
     batch_size: int = 16,
     progress: bool = False,
@@ -243,7 +247,9 @@ def select_direction(
     (harmful_val, harmless_val) — the reference's generate_directions + select_direction.
 
     ``n_positions``: score only the last P post-instruction positions (default: all k);
-    ``score_pruned=False`` skips the forwards for pruned layers (they are discarded anyway).
+    ``layer_stride``: score every s-th layer only (a deviation from the reference, which scores
+    all; for CPU budgets); ``score_pruned=False`` skips the forwards for pruned layers (they
+    are discarded anyway).
     When every candidate is filtered out (the reference asserts) the result has
     ``position = layer = None`` and still carries the scored table.
     """
@@ -258,7 +264,8 @@ def select_direction(
     ids = list(refusal_ids) if refusal_ids is not None else refusal_token_ids(tokenizer)
     skip = None if score_pruned else first_layer_pruned(n_layers, rules.prune_layer_fraction)
     rows, baseline = score_candidates(model, tokenizer, candidates, harmful_val, harmless_val, ids,
-                                      skip_layers_from=skip, batch_size=batch_size, progress=progress)
+                                      skip_layers_from=skip, layer_stride=layer_stride, batch_size=batch_size,
+                                      progress=progress)
     for r in rows:
         why = discard_reason(r, n_layers, rules)
         r["kept"], r["discarded"] = why is None, why
@@ -296,7 +303,7 @@ def plot_candidate_scores(direction: RefusalDirection, path: Any, n_layers: int,
     cut = first_layer_pruned(n_layers, rules.prune_layer_fraction)
     for ax, (key, title, ref, threshold) in zip(axes, panels):
         for p in positions:
-            pts = sorted((r["layer"], r[key]) for r in rows if r["position"] == p)
+            pts = sorted((r["layer"], r[key]) for r in rows if r["position"] == p and r.get("scored", True))
             lab = f"{p}" + (f" {token_labels[p]!r}" if token_labels and -len(token_labels) <= p < 0 else "")
             ax.plot([x for x, _ in pts], [y for _, y in pts], marker=".", lw=1, label=lab)
         if ref is not None:

@@ -85,6 +85,10 @@ class DiagnoseConfig(StageConfig):
     direction_positions: int | None = Field(
         None, ge=1, description="Score only the last P post-instruction positions (None: all of them)."
     )
+    direction_layer_stride: int = Field(
+        1, ge=1, description="Score candidates of every s-th layer only (1: every layer, as the reference; "
+        "the quick lab uses 2); the others are listed as 'not scored'."
+    )
     direction_score_pruned: bool = Field(
         True, description="Also score pruned layers (for the table and plot); False saves their forwards."
     )
@@ -311,7 +315,11 @@ def _direction(cfg: DiagnoseConfig, model: Any, tok: Any) -> dict[str, Any]:
         refusal_token_ids,
         select_direction,
     )
-    from brittle.diagnose.refusal_direction import compare_refusal_direction, decoder_layers
+    from brittle.diagnose.refusal_direction import (
+        compare_refusal_direction,
+        decoder_layers,
+        post_instruction_length,
+    )
     from brittle.store import write_json
 
     sets = direction_prompts(cfg)
@@ -322,6 +330,7 @@ def _direction(cfg: DiagnoseConfig, model: Any, tok: Any) -> dict[str, Any]:
         "method": "arditi2024", "reference": "andyrdt/refusal_direction pipeline/submodules/select_direction.py",
         "rules": {"kl_threshold": rules.kl_threshold, "induce_threshold": rules.induce_threshold,
                   "prune_layer_fraction": rules.prune_layer_fraction},
+        "layer_stride": cfg.direction_layer_stride,
         "refusal_tokens": [tok.decode([i]) for i in ids], "n_layers": n_layers,
         **{f"n_{k}": len(v) for k, v in sets.items()},
     }
@@ -338,7 +347,8 @@ def _direction(cfg: DiagnoseConfig, model: Any, tok: Any) -> dict[str, Any]:
     reasons: dict[str, int] = {}
     for r in rd.scores:
         reasons[r["discarded"] or "kept"] = reasons.get(r["discarded"] or "kept", 0) + 1
-    out.update({"n_positions": n_pos, "n_candidates": len(rd.scores), "n_kept": reasons.get("kept", 0),
+    out.update({"n_positions": n_pos, "all_positions": cfg.direction_positions is None
+                or n_pos >= post_instruction_length(tok), "n_candidates": len(rd.scores), "n_kept": reasons.get("kept", 0),
                 "discarded": {k: v for k, v in reasons.items() if k != "kept"}, "baseline": rd.baseline})
     if rd.layer is None or rd.position is None:
         return {**out, "skipped": f"every candidate was filtered out ({out['discarded']}); see direction.png"}

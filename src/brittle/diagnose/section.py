@@ -102,6 +102,18 @@ def _effect(r: dict[str, Any], name: str) -> str:
     return f"{100 * float(r[name]):+.1f} pp [{100 * float(r[name + '_lo']):+.1f}, {100 * float(r[name + '_hi']):+.1f}]"
 
 
+def _direction_deviation(rd: dict[str, Any]) -> str:
+    """Where this run scored fewer candidates than the reference (the quick lab does)."""
+    stride, n_pos = int(rd.get("layer_stride") or 1), rd.get("n_positions")
+    if stride == 1 and rd.get("all_positions", True):
+        return ""
+    parts = [f"the last {esc(n_pos)} post-instruction position(s)" if not rd.get("all_positions", True) else "",
+             f"one layer in {stride}" if stride > 1 else ""]
+    return (f"<p class='note'>Deviation from the reference (CPU budget): candidates scored at "
+            f"{' and '.join(p for p in parts if p)} only; <code>brittle lab --full</code> scores every "
+            "position and layer.</p>")
+
+
 def _direction_parts(run_dir: Path, rd: dict[str, Any]) -> list[str]:
     """Refusal direction: the chosen candidate with bypass / induce / KL against the
     baselines, then per model the judged refusal rates (Wilson 95 % intervals) and the
@@ -112,7 +124,8 @@ def _direction_parts(run_dir: Path, rd: dict[str, Any]) -> list[str]:
             "kept if KL on harmless ≤ threshold, induce score ≥ threshold and not in the last layers; "
             "the lowest bypass score wins. Scores are refusal log-odds of the tokens "
             f"{esc(', '.join(repr(t) for t in rd.get('refusal_tokens', [])))} at the first reply position, on "
-            f"{esc(rd.get('n_harmful_val'))} + {esc(rd.get('n_harmless_val'))} held-out prompts.</p>")
+            f"{esc(rd.get('n_harmful_val'))} + {esc(rd.get('n_harmless_val'))} held-out prompts.</p>"
+            + _direction_deviation(rd))
     base = rd.get("baseline") or {}
     if "skipped" in rd:
         msg = (f"<p><em>no direction chosen: {esc(rd['skipped'])}</em> Baseline refusal scores: harmful "

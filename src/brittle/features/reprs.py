@@ -40,6 +40,8 @@ def last_token_reprs(
     import torch
     from tqdm.auto import tqdm
 
+    from brittle.models.forward import forward_keep
+
     device = next(model.parameters()).device
     encs = encode_examples(tokenizer, examples, max_length=max_length, require_response=False)
     out: list[Any] = [None] * len(encs)
@@ -47,7 +49,8 @@ def last_token_reprs(
         for idx in tqdm(length_sorted_batches([len(e.input_ids) for e in encs], batch_size),
                         disable=not progress, desc="repr features"):
             batch = make_batch([encs[i] for i in idx], tokenizer.pad_token_id, device, padding_side)
-            hs = model(**model_inputs(batch), output_hidden_states=True, use_cache=False).hidden_states[-1]
+            hs = forward_keep(model, 1, **model_inputs(batch), output_hidden_states=True,
+                              use_cache=False).hidden_states[-1]
             pos = last_positions(batch["attention_mask"], padding_side)
             rows = hs[torch.arange(len(idx), device=device), pos].float().cpu()
             for j, i in enumerate(idx):
