@@ -4,55 +4,26 @@ including *gullible* ones that obey forged turns, to test that escaping defeats 
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ..fake_openai import FakeOpenAIServer, chat_completion
 
 KEY = "sk-judge-test"
 
 
-class JudgeServer:
+class JudgeServer(FakeOpenAIServer):
     """``with JudgeServer(answer) as srv:`` then ``make_backend(srv.spec)``;
     ``srv.requests`` holds every request body."""
 
     def __init__(self, answer: Callable[[list[dict]], str], model: str = "judge-model"):
+        super().__init__()
         self.answer, self.model = answer, model
-        self.requests: list[dict] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append(body)
-                text = server.answer(body["messages"])
-                data = json.dumps({"id": "x", "object": "chat.completion", "choices": [
-                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
-                ]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.spec = f"openai:{model}@{self.url}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                       daemon=True)
 
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def handle(self, handler, body):
+        self.record(body)
+        return 200, chat_completion(self.answer(body["messages"]))
 
 
 def user_text(messages: list[dict]) -> str:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -16,96 +14,62 @@ from brittle.models.backend import Backend, GenerationConfig
 from brittle.models.backends import make_backend, parse_openai_spec
 from brittle.models.openai_backend import OpenAIBackend, chat_completions_url
 
+from ..fake_openai import FakeOpenAIServer, chat_completion
+
 KEY = "sk-test-secret-123"
 
 
-class FakeServer:
+class FakeServer(FakeOpenAIServer):
     """Canned chat completions. ``fail`` = list of status codes returned (in order) for the
     first requests; ``sleep`` seconds per request; ``hang_first`` sleeps past the client's
     timeout on the first request; ``logprobs`` toggles the logprobs block."""
 
     def __init__(self, fail=(), sleep=0.0, hang_first=0.0, logprobs=True, require_key=KEY):
+        super().__init__()
         self.fail = list(fail)
         self.sleep = sleep
         self.hang_first = hang_first
         self.logprobs = logprobs
         self.require_key = require_key
-        self.requests: list[dict] = []
         self.auth: list[str | None] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        self.lock = threading.Lock()
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):  # keep test output quiet
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    n = len(server.requests)
-                    server.requests.append(body)
-                    server.auth.append(self.headers.get("Authorization"))
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                if n == 0 and server.hang_first:
-                    time.sleep(server.hang_first)
-                time.sleep(server.sleep)
-                # leave the in-flight count *before* replying: once the reply is written the
-                # client may send its next request before this thread runs again
-                with server.lock:
-                    server.in_flight -= 1
-                if self.path != "/v1/chat/completions":
-                    return self._send(404, {"error": "not found"})
-                if server.require_key and self.headers.get("Authorization") != f"Bearer {server.require_key}":
-                    return self._send(401, {"error": "bad key"})
-                if n < len(server.fail):
-                    return self._send(server.fail[n], {"error": "try again"})
-                self._send(200, server.reply(body))
-
-            def _send(self, code, obj):
-                data = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    def handle(self, handler, body):
+        with self.lock:
+            n = self.record(body)
+            self.auth.append(handler.headers.get("Authorization"))
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        if n == 0 and self.hang_first:
+            time.sleep(self.hang_first)
+        time.sleep(self.sleep)
+        # leave the in-flight count *before* replying: once the reply is written the
+        # client may send its next request before this thread runs again
+        with self.lock:
+            self.in_flight -= 1
+        if handler.path != "/v1/chat/completions":
+            return 404, {"error": "not found"}
+        if self.require_key and handler.headers.get("Authorization") != f"Bearer {self.require_key}":
+            return 401, {"error": "bad key"}
+        if n < len(self.fail):
+            return self.fail[n], {"error": "try again"}
+        return 200, self.reply(body)
 
     def reply(self, body: dict) -> dict:
         msgs = body["messages"]
         last_user = [m["content"] for m in msgs if m["role"] == "user"][-1]
-        choice: dict = {"index": 0, "finish_reason": "stop"}
         if body.get("logprobs"):
-            choice["message"] = {"role": "assistant", "content": "A"}
+            logprobs = None
             if self.logprobs:
                 top = [{"token": "A", "logprob": -0.5}, {"token": " A", "logprob": -2.0},
                        {"token": "B", "logprob": -1.2}, {"token": "C", "logprob": -3.0}]
-                choice["logprobs"] = {"content": [{"token": "A", "logprob": -0.5, "top_logprobs": top}]}
-            else:
-                choice["logprobs"] = None
-        else:
-            text = f"echo: {last_user}"
-            if msgs[-1]["role"] == "assistant":  # a server that echoes the prefill
-                text = msgs[-1]["content"] + " continued"
-            choice["message"] = {"role": "assistant", "content": text}
-        return {"id": "x", "object": "chat.completion", "choices": [choice]}
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+                logprobs = {"content": [{"token": "A", "logprob": -0.5, "top_logprobs": top}]}
+            return chat_completion("A", logprobs=logprobs)
+        text = f"echo: {last_user}"
+        if msgs[-1]["role"] == "assistant":  # a server that echoes the prefill
+            text = msgs[-1]["content"] + " continued"
+        return chat_completion(text)
 
 
 @pytest.fixture(autouse=True)
