@@ -37,3 +37,15 @@ class Backend(Protocol):
         """One reply per conversation. ``prefill[i]`` is text the assistant turn is forced
         to start with; the returned reply *excludes* the prefill."""
         ...
+
+
+def prefills(prefill: Sequence[str | None] | None, n: int) -> list[str | None]:
+    """One prefill (or None) per conversation: ``prefill`` checked against ``n`` conversations
+    (a clear error when the lengths differ), or ``n`` Nones."""
+    from brittle.errors import BrittleError
+
+    if prefill is None:
+        return [None] * n
+    if len(prefill) != n:
+        raise BrittleError(f"prefill has {len(prefill)} entries for {n} conversations")
+    return list(prefill)

@@ -29,7 +29,7 @@ from typing import Any
 
 from brittle.errors import BrittleError
 from brittle.fingerprint import file_sha256, fingerprint
-from brittle.models.backend import Backend, GenerationConfig, Messages
+from brittle.models.backend import Backend, GenerationConfig, Messages, prefills
 from brittle.models.model_args import OPENAI_KEYS, VLLM_KEYS, ModelArgs, current_model_args
 from brittle.store import JsonlStore
 
@@ -222,11 +222,7 @@ class CachedBackend:
         prefill: Sequence[str | None] | None = None,
         config: GenerationConfig = GenerationConfig(),
     ) -> list[str]:
-        if prefill is not None and len(prefill) != len(conversations):
-            raise BrittleError(
-                f"prefill has {len(prefill)} entries for {len(conversations)} conversations"
-            )
-        pre = list(prefill) if prefill is not None else [None] * len(conversations)
+        pre = prefills(prefill, len(conversations))
         keys = [
             generation_key(self._key_name, list(m), p, config) for m, p in zip(conversations, pre)
         ]

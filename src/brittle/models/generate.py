@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from brittle.errors import BrittleError
-from brittle.models.backend import GenerationConfig, Messages
+from brittle.models.backend import GenerationConfig, Messages, prefills
 from brittle.models.chat import encode_prompt, length_sorted_batches
 
 log = logging.getLogger(__name__)
@@ -149,14 +149,10 @@ class HFBackend:
         from tqdm.auto import tqdm
 
         n = len(conversations)
-        if prefill is not None and len(prefill) != n:
-            raise BrittleError(f"prefill has {len(prefill)} entries for {n} conversations")
+        pre = prefills(prefill, n)
         if n == 0:
             return []
-        prompts = [
-            encode_prompt(self.tokenizer, list(msgs), prefill[i] if prefill else None)
-            for i, msgs in enumerate(conversations)
-        ]
+        prompts = [encode_prompt(self.tokenizer, list(msgs), p) for msgs, p in zip(conversations, pre)]
         pad_id = int(self.tokenizer.pad_token_id)
         gen_cfg = _hf_generation_config(config, self.stop_ids, pad_id)
         batch_size = config.batch_size or (

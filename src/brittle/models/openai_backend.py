@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse, urlunparse
 
 from brittle.errors import BrittleError
-from brittle.models.backend import GenerationConfig, Messages
+from brittle.models.backend import GenerationConfig, Messages, prefills
 from brittle.redaction import redact_url
 
 log = logging.getLogger(__name__)
@@ -286,11 +286,7 @@ class OpenAIBackend:
         config: GenerationConfig = GenerationConfig(),
     ) -> list[str]:
         """One reply per conversation, in input order (see module docstring on prefill)."""
-        if prefill is not None and len(prefill) != len(conversations):
-            raise BrittleError(
-                f"prefill has {len(prefill)} entries for {len(conversations)} conversations"
-            )
-        pre = list(prefill) if prefill is not None else [None] * len(conversations)
+        pre = prefills(prefill, len(conversations))
         bodies = [
             {
                 **self.extra_body,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from brittle.errors import BrittleError
-from brittle.models.backend import GenerationConfig, Messages
+from brittle.models.backend import GenerationConfig, Messages, prefills
 from brittle.models.chat import encode_prompt
 
 log = logging.getLogger(__name__)
@@ -126,14 +126,8 @@ class VLLMBackend:
     ) -> list[str]:
         from vllm import SamplingParams
 
-        if prefill is not None and len(prefill) != len(conversations):
-            raise BrittleError(
-                f"prefill has {len(prefill)} entries for {len(conversations)} conversations"
-            )
-        prompts = [
-            {"prompt_token_ids": encode_prompt(self.tokenizer, list(m), prefill[i] if prefill else None)}
-            for i, m in enumerate(conversations)
-        ]
+        pre = prefills(prefill, len(conversations))
+        prompts = [{"prompt_token_ids": encode_prompt(self.tokenizer, list(m), p)} for m, p in zip(conversations, pre)]
         params = SamplingParams(
             max_tokens=config.max_new_tokens,
             temperature=config.temperature,
