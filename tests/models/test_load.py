@@ -122,3 +122,25 @@ def test_qwen_chunks_assemble_verify_and_parse():
     reader = GGUFReader(str(path))
     arch = reader.fields["general.architecture"]
     assert bytes(arch.parts[arch.data[0]]).decode() == "qwen2"
+
+
+def test_a_merged_adapter_gives_the_adapter_models_logits(tmp_path):
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    from brittle.models.load import load_model
+
+    base, tok = load_model("tiny:llama")
+    torch.manual_seed(0)
+    lora = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                           init_lora_weights=False))  # random B: a non-zero delta
+    lora.save_pretrained(tmp_path / "adapter")
+    peft_model, _ = load_model("tiny:llama", adapter=tmp_path / "adapter")
+    merged, _ = load_model("tiny:llama", adapter=tmp_path / "adapter", merge=True)
+    plain, _ = load_model("tiny:llama")
+    assert isinstance(peft_model, PeftModel) and not isinstance(merged, PeftModel)
+    ids = tok("a merged adapter", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        want, got, without = (m(input_ids=ids).logits for m in (peft_model, merged, plain))
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    assert (want - without).abs().max() > 1e-3  # the adapter changes the output

@@ -108,10 +108,10 @@ class DiagnoseConfig(StageConfig):
 # ------------------------------------------------------------------ model variants
 
 
-def _load(spec: str | Path, cfg: DiagnoseConfig, adapter: Path | None = None) -> tuple[Any, Any]:
+def _load(spec: str | Path, cfg: DiagnoseConfig, adapter: Path | None = None, merge: bool = False) -> tuple[Any, Any]:
     from brittle.models.load import load_model
 
-    return load_model(str(spec), dtype=cfg.dtype, device=cfg.device, adapter=adapter)
+    return load_model(str(spec), dtype=cfg.dtype, device=cfg.device, adapter=adapter, merge=merge)
 
 
 def load_aligned(cfg: DiagnoseConfig) -> tuple[Any, Any]:
@@ -129,8 +129,8 @@ def load_attacked(cfg: DiagnoseConfig, label: str) -> tuple[Any, Any]:
     if cfg.attack_start == "merge" and cfg.aligned_adapter is not None:
         model, tok = _load(cfg.model, cfg, cfg.aligned_adapter)
         model = model.merge_and_unload()
-        return apply_adapter(model, path).eval(), tok
-    return _load(cfg.model, cfg, path)
+        return apply_adapter(model, path).merge_and_unload().eval(), tok
+    return _load(cfg.model, cfg, path, merge=True)
 
 
 def base_view(cfg: DiagnoseConfig, aligned: Any) -> Any | None:
@@ -181,13 +181,18 @@ def run_diagnose(cfg: DiagnoseConfig, *, model: Any = None, tokenizer: Any = Non
 
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     cfg.echo()
-    if model is None:
+    own = model is None
+    if own:
         model, tokenizer = load_aligned(cfg)
     results: dict[str, Any] = {"model": cfg.model, "aligned_adapter": cfg.aligned_adapter,
                                "base_model": cfg.base_model, "attacked": dict(cfg.attacked)}
     steps = {"kl": _kl, "prefill": _prefill, "direction": _direction, "persona": _persona,
              "synth": _synth}
-    for name in cfg.diagnostics:
+    for i, name in enumerate(cfg.diagnostics):
+        if own and "kl" not in cfg.diagnostics[i:] and hasattr(model, "merge_and_unload"):
+            # only KL needs the adapter switchable (its base view); the rest runs ≈ 1.25x
+            # faster on merged weights (CPU generation, measured)
+            model = model.merge_and_unload().eval()
         log.info("diagnose: %s", name)
         results[name] = steps[name](cfg, model, tokenizer)
         write_json(cfg.run_dir / "diagnose.json", results)

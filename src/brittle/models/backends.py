@@ -145,7 +145,7 @@ def make_backend(
             from brittle.models.load import load_model
 
             model, tokenizer = load_model(model_spec, dtype=dtype, device=device, adapter=adapter,
-                                          model_args=ma)
+                                          merge=True, model_args=ma)
         else:
             if tokenizer is None:
                 raise BrittleError("make_backend(model=...) also needs tokenizer=...")
