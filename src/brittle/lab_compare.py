@@ -236,9 +236,10 @@ def side_by_side_section(reference: str | Path, run_dir: str | Path) -> Section:
     heads = [lab_headline(reference), lab_headline(run_dir)]
     parts = [
         "<p>Left: the reference lab (<code>" + esc(display_path(reference, Path(run_dir).parent)) + "</code>); right: this lab. "
-        "Same attack recipe, eval prompts, judge and interval method in both; intervals are 95% "
-        "bootstrap CIs over prompts (one seed in the quick lab, so seed variance is not in "
-        "them); gains over N=0 are paired by prompt. <em>transfer-top-…</em> / "
+        "Same attack recipe, demonstrations, eval prompts, judge and interval method in both. ASR = "
+        "the refusal-phrase judge's non-refusal rate on the harmful suite (not a harmfulness rate); "
+        "intervals are Wilson 95% over prompts (one seed in the quick lab, so seed variance is not "
+        "in them); gains over N=0 are paired by prompt (bootstrap 95%). <em>transfer-top-…</em> / "
         "<em>transfer-random</em>: this model fine-tuned on the reference model's top-K / "
         "random-K selection (first K by rank).</p>",
         table(headline_rows(heads)),

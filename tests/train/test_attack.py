@@ -301,3 +301,13 @@ def test_selection_fine_tunes_share_one_loaded_model_and_one_recipe(tmp_path, mo
     with pytest.raises(attack.BrittleError, match="loaded 'tiny:llama'"):
         other = _one_cell_cfg(tmp_path / "other", None, model="tiny:other", n=[1])
         attack.run_attack(other, start=attack.load_start(_one_cell_cfg(tmp_path / "x", None), None))
+
+
+def test_cell_intervals_are_wilson_and_do_not_collapse_at_zero():
+    from brittle.train.attack import _wilson
+
+    lo, hi = _wilson([0] * 12)
+    assert lo == 0.0 and hi == pytest.approx(0.2425, abs=1e-3)  # 3.84 / (12 + 3.84): Wilson at k = 0
+    lo, hi = _wilson([1] * 9 + [0])
+    assert 0.55 < lo < 0.6 and hi == pytest.approx(0.982, abs=1e-3)
+    assert _wilson([]) is None

@@ -22,8 +22,8 @@ Recipe (``run_attack``), top to bottom:
    keyed by ``kind/n/seed``) only after its evaluation finished; a cell without a record is
    redone from an empty work dir, so an interrupted cell is never half-counted;
 4. aggregate: ``results.csv`` / ``results.parquet`` (one row per cell, N=0 repeated per
-   kind) and ``summary.csv`` (per kind and N: ASR with a 95% CI from a bootstrap over prompts
-   and, when there are several seeds, over seeds), and ``asr_vs_n.png``.
+   kind) and ``summary.csv`` (per kind and N: ASR with a 95% CI, Wilson over prompts for one
+   seed, a hierarchical bootstrap over seeds and prompts for several), and ``asr_vs_n.png``.
 """
 
 from __future__ import annotations
@@ -392,6 +392,13 @@ def harmful_flags(eval_dir: Path, metrics: dict[str, Any]) -> tuple[list[str], l
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def _wilson(flags: list[int]) -> tuple[float, float] | None:
+    """Wilson 95% interval (lo, hi) of the share of 1s; None without flags."""
+    from brittle.evaluate.metrics import wilson_interval
+
+    return tuple(wilson_interval(sum(flags), len(flags))[1:]) if flags else None  # type: ignore[return-value]
+
+
 def _get(d: dict[str, Any], *path: Any) -> Any:
     for k in path:
         if not isinstance(d, (dict, list)):
@@ -454,16 +461,20 @@ def run_cell(cfg: AttackConfig, kind: str, n: int, seed: int, start: Start | str
     ids, flags = harmful_flags(work / "eval", metrics)
     suites = metrics.get("suites", {})
     asr_suite = primary_harmful_suite(list(suites))
+    # Wilson 95% intervals over the prompts (a percentile bootstrap collapses at 0/n and n/n)
+    asr_ci = _wilson(flags) or (_get(suites, asr_suite, "asr", 1), _get(suites, asr_suite, "asr", 2))
+    over = (_get(suites, "over-refusal", "refusal_rate_wilson") or _get(suites, "over-refusal", "refusal_rate")
+            or [None] * 3)
     rec.update(
         harmful_ids=ids,
         harmful_flags=flags,
         asr_suite=asr_suite,
         asr=_get(suites, asr_suite, "asr", 0),
-        asr_lo=_get(suites, asr_suite, "asr", 1),
-        asr_hi=_get(suites, asr_suite, "asr", 2),
+        asr_lo=asr_ci[0],
+        asr_hi=asr_ci[1],
         over_refusal=_get(suites, "over-refusal", "refusal_rate", 0),
-        over_refusal_lo=_get(suites, "over-refusal", "refusal_rate", 1),
-        over_refusal_hi=_get(suites, "over-refusal", "refusal_rate", 2),
+        over_refusal_lo=over[1],
+        over_refusal_hi=over[2],
         utility_nll=_get(suites, "utility", "utility", "nll", 0),
         utility_ppl=_get(suites, "utility", "utility", "ppl", 0),
     )
@@ -638,8 +649,8 @@ def results_frame(cfg: AttackConfig):
 
 
 def summarise(df, n_boot: int = 1000, seed: int = 0):
-    """Per (kind, N): ASR with a 95% CI. One seed: the cell's own interval (the eval's
-    bootstrap over prompts, the same numbers as results.csv); several seeds: a hierarchical
+    """Per (kind, N): ASR with a 95% CI. One seed: the cell's own interval (Wilson over the
+    prompts, the same numbers as results.csv); several seeds: a hierarchical
     bootstrap over seeds × the prompts all of them were evaluated on."""
     import pandas as pd
 
@@ -720,8 +731,8 @@ def attack_section(run_dir: str | Path, redact: bool = True, title: str = "Fine-
             f"N = {esc(', '.join(map(str, c.get('n', []))))}; seeds {esc(readable(c.get('seeds')))}. "
             "N = 0 is the aligned model itself (one cell shared by all kinds). For one seed the "
             "N-example sets are nested (N=10 ⊂ N=50). ASR = share of held-out harmful prompts "
-            "not refused (refusal-phrase judge); 95% CI: bootstrap over prompts and, with "
-            "several seeds, over seeds.</p>"
+            "not refused (refusal-phrase judge: a non-refusal rate, not a harmfulness rate); 95% CI: "
+            "Wilson over prompts for one seed, a bootstrap over seeds and prompts for several.</p>"
         )
     from brittle.train.recipe import recipe_html
 
