@@ -138,7 +138,7 @@ def test_pruned_layers_can_skip_their_forwards(tiny_tok, tiny_lm):
     cands = torch.randn(1, tiny_lm.config.num_hidden_layers, tiny_lm.config.hidden_size)
     rows, _base = score_candidates(tiny_lm, tiny_tok, cands, H_VAL[:2], B_VAL[:2], [5], skip_layers_from=1)
     assert not math.isnan(rows[0]["bypass"]) and math.isnan(rows[1]["kl"])
-    assert discard_reason(rows[1], 2) == "nan"
+    assert discard_reason(rows[1], 2) == "pruned"  # no forwards for a pruned layer
     with pytest.raises(BrittleError, match="held-out"):
         select_direction(tiny_lm, tiny_tok, H_TRAIN, B_TRAIN, [], B_VAL)
 

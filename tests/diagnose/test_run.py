@@ -134,3 +134,21 @@ def test_cli_direction_options_and_nothing_passing_the_filter(tmp_path, fake_dat
     assert "filtered out" in d["skipped"] and "induce" in d["skipped"]
     assert (d["n_harmful_train"], d["n_harmful_val"], d["rules"]["induce_threshold"]) == (3, 2, 1000.0)
     assert "no direction chosen" in diagnose_section(run).body
+
+
+def test_a_layer_stride_reaches_the_scores_and_the_report_states_it(tmp_path, fake_data):
+    from brittle.diagnose.run import DiagnoseConfig, run_diagnose
+    from brittle.diagnose.section import diagnose_section
+
+    cfg = DiagnoseConfig(
+        run_dir=tmp_path / "run", model="tiny:llama", diagnostics=["direction"], device="cpu", batch_size=4,
+        max_new_tokens=3, direction_n_train=4, direction_n_val=3, direction_n_test=2, direction_positions=1,
+        direction_layer_stride=2, direction_prune_layers=None, direction_kl_threshold=None,
+        direction_induce_threshold=None,
+    )
+    d = run_diagnose(cfg)["direction"]
+    cands = json.loads((cfg.run_dir / "direction_candidates.json").read_text())
+    assert [(c["layer"], c["scored"], c["discarded"]) for c in cands] == [(0, True, None), (1, False, "not scored")]
+    assert d["layer"] == 0 and d["discarded"] == {"not scored": 1}
+    body = diagnose_section(cfg.run_dir).body
+    assert "Deviation from the reference" in body and "one layer in 2" in body and "last 1 post-instruction" in body

@@ -94,7 +94,7 @@ def discard_reason(row: dict[str, Any], n_layers: int, rules: SelectionRules = S
     """Why the reference's ``filter_fn`` drops a candidate (``None`` = kept), checked in its
     order: a NaN score → "nan"; layer ≥ int(L·(1 − f)) → "pruned"; KL > threshold → "kl";
     induce < threshold → "induce"."""
-    if row.get("scored") is False:  # skipped by a layer stride
+    if row.get("scored") is False:  # skipped: a layer stride, or a pruned layer's forwards
         return "pruned" if row["layer"] >= first_layer_pruned(n_layers, rules.prune_layer_fraction) else "not scored"
     vals = (row.get("bypass"), row.get("induce"), row.get("kl"))
     if any(v is None or math.isnan(float(v)) for v in vals):
@@ -190,9 +190,9 @@ def score_candidates(
 
     Batched: the validation prompts are tokenised once; per candidate one pass over the
     harmful and harmless batches under ablation and one over the harmless batches under
-    addition. Layers ≥ ``skip_layers_from`` (pruned anyway) get NaN scores without forwards;
-    with ``layer_stride`` s > 1 only layers 0, s, 2s, … are scored, the others are rows with
-    NaN scores and ``scored = False`` (discarded as "not scored").
+    addition. Layers ≥ ``skip_layers_from`` (pruned anyway) get no forwards; with
+    ``layer_stride`` s > 1 only layers 0, s, 2s, … are scored. Skipped rows have NaN scores and
+    ``scored = False`` (discarded as "pruned" or "not scored").
     Returns (rows, baseline) with baseline = mean refusal scores without intervention.
     """
     import torch
@@ -211,8 +211,8 @@ def score_candidates(
     grid = [(p, l) for p in range(-n_pos, 0) for l in range(n_layers)]
     for p, l in tqdm(grid, desc="direction candidates", disable=not progress):
         row: dict[str, Any] = {"position": p, "layer": l, "bypass": math.nan, "induce": math.nan, "kl": math.nan,
-                               "norm": float(candidates[p, l].norm()), "scored": l % layer_stride == 0}
-        if row["scored"] and l < limit:
+                               "norm": float(candidates[p, l].norm()), "scored": l % layer_stride == 0 and l < limit}
+        if row["scored"]:
             r = candidates[p, l]
             with directional_ablation(model, r):
                 row["bypass"] = float(_scores(model, hb, refusal_ids, len(harmful)).mean())

@@ -341,7 +341,8 @@ def _direction(cfg: DiagnoseConfig, model: Any, tok: Any) -> dict[str, Any]:
     }
     rd = select_direction(model, tok, sets["harmful_train"], sets["harmless_train"], sets["harmful_val"],
                           sets["harmless_val"], rules=rules, refusal_ids=ids, n_positions=cfg.direction_positions,
-                          score_pruned=cfg.direction_score_pruned, batch_size=cfg.batch_size, progress=True)
+                          layer_stride=cfg.direction_layer_stride, score_pruned=cfg.direction_score_pruned,
+                          batch_size=cfg.batch_size, progress=True)
     rd.save(cfg.run_dir / "direction.pt")
     write_json(cfg.run_dir / "direction_candidates.json", rd.scores)
     pd.DataFrame(rd.scores).to_parquet(cfg.run_dir / "direction_candidates.parquet")
