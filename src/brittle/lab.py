@@ -184,10 +184,10 @@ def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         seed=cfg.seed,
     )
     run_select(scfg)
-    # quick: the paper's headline contrast only, top-K of the exact-anchor scores vs random-K
-    # (each a 5-epoch fine-tune of the same recipe, on examples cut to the scoring length);
-    # the other scores are shown, not fine-tuned (a 150-example pool holds 4 list examples)
-    names = ["top-exact-anchor", "random"] if cfg.quick else None
+    # quick: the paper's headline contrast only, top-K of the first scoring method (exact-anchor)
+    # vs random-K (each a 5-epoch fine-tune of the same recipe, on examples cut to the scoring
+    # length); the other scores are shown, not fine-tuned (a 150-example pool holds 4 list examples)
+    names = [f"top-{scfg.methods[0]}", "random"] if cfg.quick else None
     overrides = {"max_new_tokens": cfg.eval_tokens()}
     if cfg.quick:
         overrides["train"] = {"max_length": _select_max_length(cfg)}
@@ -195,8 +195,8 @@ def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
                        attack_overrides=overrides)
     section = select_section(scfg.run_dir, redact=cfg.redact)
     if cfg.quick:
-        section.body = ('<p class="note">Quick lab: only top-K by exact-anchor score and random-K are '
-                        "fine-tuned; <code>brittle lab --full</code> fine-tunes every selection "
+        section.body = (f'<p class="note">Quick lab: only top-K by {esc(scfg.methods[0])} score and random-K '
+                        "are fine-tuned; <code>brittle lab --full</code> fine-tunes every selection "
                         "(top-K of each method, bottom-K, list-K, math-K) on the full pool.</p>") + section.body
     return section
 
