@@ -92,17 +92,11 @@ def _response_logprobs(model: Any, batch: dict[str, Any], pos: Any) -> Any:
 
     lo, hi = int(pos.min()), int(pos.max())
     keep = torch.arange(lo, hi + 1, device=pos.device)
+    from brittle.models.forward import forward_keep
+
     with _activate(model) as m, torch.no_grad():
-        try:
-            logits = m(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                logits_to_keep=keep,
-            ).logits
-            offset = lo
-        except TypeError:  # model without logits_to_keep support
-            logits = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            offset = 0
+        logits = forward_keep(m, keep, input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    offset = lo if logits.shape[1] == len(keep) else 0  # full logits: no logits_to_keep support
     rows = torch.gather(
         logits, 1, (pos - offset).unsqueeze(-1).expand(-1, -1, logits.shape[-1])
     )

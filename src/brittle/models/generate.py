@@ -239,11 +239,10 @@ class HFBackend:
         which skips the vocabulary projection everywhere else)."""
         import torch
 
+        from brittle.models.forward import forward_keep
+
         with torch.inference_mode():
-            try:
-                logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits
-            except TypeError:  # architecture without logits_to_keep
-                logits = self.model(input_ids=ids, attention_mask=mask).logits
-        if logits.shape[1] != len(keep):  # the argument was accepted but ignored
+            logits = forward_keep(self.model, keep, input_ids=ids, attention_mask=mask).logits
+        if logits.shape[1] != len(keep):  # full logits (no logits_to_keep, or it was ignored)
             logits = logits[:, keep]
         return logits
