@@ -190,8 +190,8 @@ def run_diagnose(cfg: DiagnoseConfig, *, model: Any = None, tokenizer: Any = Non
              "synth": _synth}
     for i, name in enumerate(cfg.diagnostics):
         if own and "kl" not in cfg.diagnostics[i:] and hasattr(model, "merge_and_unload"):
-            # only KL needs the adapter switchable (its base view); the rest runs ≈ 1.25x
-            # faster on merged weights (CPU generation, measured)
+            # only KL needs the adapter switchable (its base view); the rest runs 1.14x
+            # faster on merged weights (CPU generation, benchmarks/bench_merge.py)
             model = model.merge_and_unload().eval()
         log.info("diagnose: %s", name)
         results[name] = steps[name](cfg, model, tokenizer)

@@ -5,9 +5,9 @@
 sorts prompts by token length so each batch carries little padding, left-pads (decoder-only
 models continue from the right edge), and calls ``model.generate`` (KV cache on). The batch is
 sized to memory (``batch_size=0``, the default: :func:`memory_batch_size`), so on a CPU all
-prompts of a small eval go in one batch: 2.9x the throughput of batch 8 on the 135M default
-(64 prompts x 64 tokens, 2-core CPU). Replies
-come back in input order and exclude the prefill. Generation stops at the tokenizer's eos
+prompts of a small eval go in one batch: 2.1x the throughput of batch 8 on the 135M default
+(64 prompts x 64 tokens, 2-core CPU, identical replies: ``benchmarks/bench_generate.py
+--baseline-batch 8 --batch-size 0 --n 64``). Replies come back in input order and exclude the prefill. Generation stops at the tokenizer's eos
 or the chat template's end-of-turn token.
 
 ``HFBackend.token_logprobs`` scores given continuations: for prompt tokens ``p`` and

@@ -127,8 +127,8 @@ def load_model(
 
     ``adapter`` is a PEFT (LoRA) adapter directory applied on top: a PeftModel (the adapter
     can be disabled, e.g. for KL against the base), or with ``merge`` folded into the weights
-    (inference only: ≈ 1.25x faster generation on a CPU, measured; quantised weights stay
-    unmerged).
+    (inference only: 1.14x faster CPU generation, benchmarks/bench_merge.py; quantised
+    weights stay unmerged).
     ``model_args`` (default: the running command's ``-M``, see
     :mod:`brittle.models.model_args`) override ``dtype``, ``trust_remote_code`` and
     ``allow_pickle`` and add ``revision``; with a ``device_map`` the weights are placed by
