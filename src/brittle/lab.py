@@ -159,6 +159,8 @@ def stage_attack(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         seeds=cfg.seeds(),
         eval_limit=cfg.eval_limit(),
         max_new_tokens=cfg.eval_tokens(),
+        gen_tokens=_demo_tokens(cfg),
+        train={"max_length": _finetune_max_length(cfg)} if cfg.quick else {},
         # the N = 0 cell is the aligned model the align stage evaluated: reuse its replies
         reuse_evals=[str(d) for d in sorted((cfg.run_dir / "align").glob("eval-*"))],
     )
@@ -179,8 +181,11 @@ def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         pool_limit=_pool_limit(cfg),
         methods=_select_methods(cfg),
         k=_select_k(cfg),
-        batch_size=4 if _small_budget(cfg) else 8,  # 150k-token vocab: logits dominate memory
-        max_length=_select_max_length(cfg),
+        # quick: 4 per batch, the select stage's peak 3.3 GB vs 4.9 GB at 8 (exact-anchor on the 135M
+        # model, 150 examples x 128 tokens: per-layer activations and output grads held for the
+        # ghost sums, beside the model and 2 anchor directions) at +3% time; 150k-vocab models: logits
+        batch_size=4 if cfg.quick else 8,
+        max_length=_finetune_max_length(cfg),
         seed=cfg.seed,
     )
     run_select(scfg)
@@ -190,7 +195,7 @@ def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     names = [f"top-{scfg.methods[0]}", "random"] if cfg.quick else None
     overrides = {"max_new_tokens": cfg.eval_tokens()}
     if cfg.quick:
-        overrides["train"] = {"max_length": _select_max_length(cfg)}
+        overrides["train"] = {"max_length": _finetune_max_length(cfg)}
     compare_selections(scfg, seeds=cfg.seeds(), names=names, eval_limit=cfg.eval_limit(),
                        attack_overrides=overrides)
     section = select_section(scfg.run_dir, redact=cfg.redact)
@@ -292,10 +297,18 @@ def _select_k(cfg: LabConfig) -> int:
     return 25 if cfg.quick else 100
 
 
-def _select_max_length(cfg: LabConfig) -> int:
-    """Tokens per pool example, for scoring and for the selection fine-tunes: quick 128 (the
-    benign pool's median example is ≈ 150 tokens), else 512 as in the reference."""
+def _finetune_max_length(cfg: LabConfig) -> int:
+    """Tokens per training example of every quick-lab fine-tune after alignment (attack cells,
+    selection arms) and per scored pool example: 128 (the benign pool's median example is ≈ 150
+    tokens; a harmful demonstration is ≈ 40 prompt + 96 reply tokens), else 512 as in the
+    reference (the attack preset's 256 for the attack cells)."""
     return 128 if cfg.quick else 512
+
+
+def _demo_tokens(cfg: LabConfig) -> int:
+    """Reply length of the generated harmful demonstrations: quick 96 (what a 128-token
+    training example keeps of the reply), else 128."""
+    return cfg.size(96, 128)
 
 
 def _aligned_adapter(cfg: LabConfig, ctx: dict[str, Any]) -> Path | None:

@@ -46,18 +46,19 @@ from brittle.resources import cache_dir, shipped
 log = logging.getLogger(__name__)
 
 REFUSALS_FILE = "train/refusals.yaml"
-RECIPE_VERSION = 3  # bump when the data recipe or training code changes what is learned
+RECIPE_VERSION = 4  # bump when the data recipe or training code changes what is learned (v4: no LoRA dropout)
 
 
 @dataclass(frozen=True)
 class AlignSettings:
     """Sizes and hyper-parameters of one alignment install.
 
-    ``quick`` (default, the lab; recipe v3): 160 harmful + 120 benign + 80 contrast, 1 epoch,
-    96 tokens, LoRA r=16, lr 6e-4 — 45 steps of 8, ≈ 4.7 min on an idle 2-core CPU (1.3
-    examples/s). Chosen among three measured recipes (harmful suite n=50 / over-refusal n=50,
-    refusal judge): v2 (200/200/100, 2 epochs, 128 tokens, lr 2e-4; 126 steps, ≈ 10 min)
-    92% / 22%; this one 98% / 28%; 100/60/80 at lr 8e-4 (30 steps) only 52% refusal.
+    ``quick`` (default, the lab; recipe v4): 160 harmful + 120 benign + 80 contrast, 1 epoch,
+    96 tokens, LoRA r=16 without dropout, lr 6e-4 — 45 steps of 8, 267 s on a 2-core CPU.
+    Chosen among measured recipes (harmful suite n=50 / over-refusal n=50, refusal judge):
+    v2 (200/200/100, 2 epochs, 128 tokens, lr 2e-4; 126 steps, ≈ 10 min) 92% / 22%; v3 (this
+    one with LoRA dropout 0.05; 338 s) 100% / 28%; v4 98% / 28%, utility ppl 5.41 for both;
+    100/60/80 at lr 8e-4 (30 steps) only 52% refusal.
     ``full``: 600 + 600 + all contrast prompts, 3 epochs, 256 tokens, lr 2e-4 (for a GPU)."""
 
     n_harmful: int = 160
