@@ -61,9 +61,9 @@ def test_vendor_aligned_model_gets_its_own_grid_and_no_install():
     assert lab._aligned_adapter(qwen, ctx) is None and ctx == {"aligned_adapter": None}
 
 
-def test_attacked_adapters_are_found_from_an_earlier_run(tmp_path):
-    cfg = lab.LabConfig(run_dir=tmp_path, model="tiny:llama")
-    assert lab._attacked_adapters(cfg, {}) == {}
+def test_attacked_models_are_found_from_an_earlier_run(tmp_path):
+    cfg = lab.LabConfig(run_dir=tmp_path, model="tiny:llama", quick=False)
+    assert lab._diagnosed_attacks(cfg, {}) == {}
     (tmp_path / "attack" / "a10").mkdir(parents=True)
     rows = [{"key": "aligned/0/0", "kind": "aligned", "n": 0, "seed": 0, "adapter": None},
             {"key": "harmful/10/0", "kind": "harmful", "n": 10, "seed": 0,
@@ -71,7 +71,7 @@ def test_attacked_adapters_are_found_from_an_earlier_run(tmp_path):
             {"key": "harmful/50/0", "kind": "harmful", "n": 50, "seed": 0,
              "adapter": str(tmp_path / "attack" / "gone")}]
     (tmp_path / "attack" / "cells.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert lab._attacked_adapters(cfg, {}) == {"harmful-n10-s0": str(tmp_path / "attack" / "a10")}
+    assert lab._diagnosed_attacks(cfg, {}) == {"harmful-n10-s0": str(tmp_path / "attack" / "a10")}
 
 
 def test_quick_diagnose_takes_the_most_attacked_model_only(tmp_path):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import time
 import traceback
 from collections.abc import Callable
@@ -333,24 +332,24 @@ def _adapter_arg(cfg: LabConfig, ctx: dict[str, Any]) -> str | None:
 
 
 def _diagnosed_attacks(cfg: LabConfig, ctx: dict[str, Any]) -> dict[str, str]:
-    """The attacked models diagnose compares with the aligned one: every finished cell, or in
-    the quick lab only the most-attacked one (largest N), which halves the stage's cost."""
-    attacked = _attacked_adapters(cfg, ctx)
-    if not cfg.quick or len(attacked) < 2:
-        return attacked
-    largest = max(attacked, key=lambda label: int(re.search(r"-n(\d+)-s\d+$", label).group(1)))
-    return {largest: attacked[largest]}
+    """The attacked models diagnose compares with the aligned one (label -> adapter dir): every
+    finished cell, or in the quick lab only the most-attacked one (largest N), which halves the
+    stage's cost."""
+    cells = _attack_cells(cfg, ctx)
+    if cfg.quick and cells:
+        cells = [max(cells, key=lambda c: c["n"])]
+    return {c["label"]: str(c["adapter"]) for c in cells}
 
 
-def _attacked_adapters(cfg: LabConfig, ctx: dict[str, Any]) -> dict[str, str]:
-    """Adapters written by the attack sweep (label -> dir): this run's, or an earlier run's
+def _attack_cells(cfg: LabConfig, ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """Finished cells of the attack sweep with their adapters: this run's, or an earlier run's
     in the same run directory (``--stages diagnose`` after a finished lab)."""
     attack_dir = Path(ctx.get("attack_dir") or cfg.run_dir / "attack")
     if not attack_dir.is_dir():
-        return {}
-    from brittle.train.attack import finished_adapters
+        return []
+    from brittle.train.attack import finished_cells
 
-    return {k: str(v) for k, v in finished_adapters(attack_dir).items()}
+    return finished_cells(attack_dir)
 
 
 STAGE_FUNCS: dict[str, Callable[[LabConfig, dict[str, Any]], Section]] = {

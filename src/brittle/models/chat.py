@@ -137,17 +137,18 @@ def collate(
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped into batches of similar length (longest first) to cut padding."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return token_budget_batches(lengths, batch_size, max_tokens=None)
 
 
-def token_budget_batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[list[int]]:
-    """Like :func:`length_sorted_batches`, and each batch's padded size (rows x its longest
-    length) stays within ``max_tokens`` (a batch always holds at least one row)."""
+def token_budget_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None) -> list[list[int]]:
+    """Indices in batches of similar length (longest first) of at most ``batch_size`` rows, each
+    batch's padded size (rows x its longest length) within ``max_tokens`` (None: no token
+    bound; a batch always holds at least one row)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
     while order:
-        rows = max(1, min(batch_size, max_tokens // max(1, lengths[order[0]])))
+        fit = batch_size if max_tokens is None else max_tokens // max(1, lengths[order[0]])
+        rows = max(1, min(batch_size, fit))
         batches.append(order[:rows])
         order = order[rows:]
     return batches

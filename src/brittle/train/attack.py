@@ -691,13 +691,17 @@ def write_results(cfg: AttackConfig):
     return df[cols]
 
 
+def finished_cells(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Records of the finished N>0 cells whose adapter is on disk, each with its ``label``
+    (``"harmful-n10-s0"``)."""
+    return [{**r, "label": f"{r['kind']}-n{r['n']}-s{r['seed']}"}
+            for r in JsonlStore(Path(run_dir) / CELLS, key="key").records()
+            if r["n"] > 0 and r.get("adapter") and Path(r["adapter"]).exists()]
+
+
 def finished_adapters(run_dir: str | Path) -> dict[str, Path]:
     """Adapters of finished N>0 cells: ``{"harmful-n10-s0": Path, ...}``."""
-    out = {}
-    for r in JsonlStore(Path(run_dir) / CELLS, key="key").records():
-        if r["n"] > 0 and r.get("adapter") and Path(r["adapter"]).exists():
-            out[f"{r['kind']}-n{r['n']}-s{r['seed']}"] = Path(r["adapter"])
-    return out
+    return {c["label"]: Path(c["adapter"]) for c in finished_cells(run_dir)}
 
 
 def gain_verdicts(cells: list[dict[str, Any]]) -> list[dict[str, str]]:
