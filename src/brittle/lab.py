@@ -180,9 +180,9 @@ def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         pool_limit=_pool_limit(cfg),
         methods=_select_methods(cfg),
         k=_select_k(cfg),
-        # quick: 4 per batch, the select stage's peak 3.3 GB vs 4.9 GB at 8 (exact-anchor on the 135M
-        # model, 150 examples x 128 tokens: per-layer activations and output grads held for the
-        # ghost sums, beside the model and 2 anchor directions) at +3% time; 150k-vocab models: logits
+        # quick: 4 per batch. Exact-anchor holds every layer's inputs and output grads of a batch
+        # for the ghost sums, beside the model and the combined anchor direction: on the 135M
+        # model (150 examples x 128 tokens) the stage peaks at 3.3 GB with 4, 4.9 GB with 8, at +3% time
         batch_size=4 if cfg.quick else 8,
         max_length=_finetune_max_length(cfg),
         seed=cfg.seed,

@@ -57,7 +57,7 @@ class AlignSettings:
     96 tokens, LoRA r=16 without dropout, lr 6e-4 — 45 steps of 8, 267 s on a 2-core CPU.
     Chosen among measured recipes (harmful suite n=50 / over-refusal n=50, refusal judge):
     v2 (200/200/100, 2 epochs, 128 tokens, lr 2e-4; 126 steps, ≈ 10 min) 92% / 22%; v3 (this
-    one with LoRA dropout 0.05; 338 s) 100% / 28%; v4 98% / 28%, utility ppl 5.41 for both;
+    one with LoRA dropout 0.05; 338 s) 98–100% / 28%; v4 98% / 28%, utility ppl 5.41 for both;
     100/60/80 at lr 8e-4 (30 steps) only 52% refusal.
     ``full``: 600 + 600 + all contrast prompts, 3 epochs, 256 tokens, lr 2e-4 (for a GPU)."""
 
