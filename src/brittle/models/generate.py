@@ -7,8 +7,8 @@ models continue from the right edge), and calls ``model.generate`` (KV cache on)
 sized to memory (``batch_size=0``, the default: :func:`memory_batch_size`), so on a CPU all
 prompts of a small eval go in one batch: 2.1x the throughput of batch 8 on the 135M default
 (64 prompts x 64 tokens, 2-core CPU, identical replies: ``benchmarks/bench_generate.py
---baseline-batch 8 --batch-size 0 --n 64``). Replies come back in input order and exclude the prefill. Generation stops at the tokenizer's eos
-or the chat template's end-of-turn token.
+--baseline-batch 8 --batch-size 0 --n 64``). Replies come back in input order and exclude the
+prefill. Generation stops at the tokenizer's eos or the chat template's end-of-turn token.
 
 ``HFBackend.token_logprobs`` scores given continuations: for prompt tokens ``p`` and
 continuation tokens ``c_1..c_n`` it returns ``[log p(c_t | p, c_<t) for t = 1..n]`` from one
