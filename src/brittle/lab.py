@@ -182,7 +182,8 @@ def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         k=_select_k(cfg),
         # quick: 4 per batch. Exact-anchor holds every layer's inputs and output grads of a batch
         # for the ghost sums, beside the model and the combined anchor direction: on the 135M
-        # model (150 examples x 128 tokens) the stage peaks at 3.3 GB with 4, 4.9 GB with 8, at +3% time
+        # model (150 examples x 128 tokens) scoring peaks at 3.2 GB with 4, 4.9 GB with 8, and takes
+        # 1.10x as long (benchmarks/bench_batch_memory.py exact)
         batch_size=4 if cfg.quick else 8,
         max_length=_finetune_max_length(cfg),
         seed=cfg.seed,
