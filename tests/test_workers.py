@@ -32,12 +32,16 @@ from brittle.workers import (
 KEYS = [f"harmful/{n}/{s}" for n in range(50) for s in range(4)]  # 200 keys with '/' in them
 
 
-def _claim_all(root: str, out: str) -> None:
-    """Try every key once; write the ones this process got."""
+def _claim_all(root: str, out: str, barrier) -> None:
+    """Try every key once; write the ones this process got. Both processes start claiming
+    together and stay alive until both are done: a claim of an exited process is stale and
+    rightly taken over, which is not the race under test."""
     claims = Claims(root)
+    barrier.wait()
     got = [k for k in KEYS if claims.claim(k) is not None]
     with open(out, "w") as f:
         json.dump(got, f)
+    barrier.wait()
 
 
 def test_threads_racing_claim_each_key_exactly_once(tmp_path):
@@ -62,7 +66,8 @@ def test_threads_racing_claim_each_key_exactly_once(tmp_path):
 def test_processes_racing_claim_each_key_exactly_once(tmp_path):
     ctx = mp.get_context("spawn")
     outs = [str(tmp_path / f"got-{i}.json") for i in range(2)]
-    procs = [ctx.Process(target=_claim_all, args=(str(tmp_path / "claims"), o)) for o in outs]
+    barrier = ctx.Barrier(len(outs), timeout=60)
+    procs = [ctx.Process(target=_claim_all, args=(str(tmp_path / "claims"), o, barrier)) for o in outs]
     for p in procs:
         p.start()
     for p in procs:
