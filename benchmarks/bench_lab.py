@@ -14,6 +14,9 @@ training and attack demonstrations all computed in the run.
 
 The budget is the claim (issue 18: ≤ 20 min in all on an idle 2-core CPU, setup included,
 ≤ 4 GB peak); absolute times depend on the machine and its load, so run it on an idle one.
+The shared host's speed also drifts between days (two cold runs on 2026-12-03 differed by
+23-31% on stages whose code had not changed), so the record carries a yardstick measured
+before and after the run: fp32 matmul GFLOP/s on the 135M model's MLP shape.
 """
 
 from __future__ import annotations
@@ -27,6 +30,20 @@ import time
 from pathlib import Path
 
 
+def host_gflops(seconds: float = 3.0) -> float:
+    """fp32 matmul throughput of this host now: 512 tokens x 576 -> 1536 (the 135M model's
+    MLP up-projection), repeated for ``seconds``, in GFLOP/s."""
+    import torch
+
+    a, b = torch.randn(512, 576), torch.randn(576, 1536)
+    a @ b  # warm-up
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        n += 1
+    return round(n * 2 * 512 * 576 * 1536 / (time.perf_counter() - t0) / 1e9, 1)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="embedded:smollm2-135m")
@@ -34,6 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--stages", default=None, help="Comma list (default: every quick-lab stage).")
     ap.add_argument("--cold", action="store_true", help="Empty cache: train the alignment adapter too.")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/lab_quick.json"))
+    ap.add_argument("--probe-seconds", type=float, default=3.0, help="Length of each host-speed probe.")
     args = ap.parse_args(argv)
 
     if args.cold:
@@ -53,9 +71,11 @@ def main(argv: list[str] | None = None) -> dict:
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="bench-lab-"))
     cfg = LabConfig(run_dir=run_dir, model=args.model, quick=True,
                     stages=args.stages.split(",") if args.stages else None)
+    gflops_before = host_gflops(args.probe_seconds)
     t0 = time.perf_counter()
     result = run_lab(cfg)
     total = time.perf_counter() - t0
+    gflops_after = host_gflops(args.probe_seconds)
     stages = {
         name: {k: s.get(k) for k in ("ok", "seconds", "budget_s", "peak_rss_mb", "error") if k in s}
         for name, s in result["stages"].items()
@@ -67,6 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
         "over_budget": [n for n, s in stages.items() if s.get("budget_s") and s["seconds"] > s["budget_s"]],
         "peak_rss_mb": max((s.get("peak_rss_mb") or 0) for s in stages.values()),
         "lifetime_peak_rss_mb": round(lifetime_peak_bytes() / 2**20, 1),
+        "host_gflops": {"before": gflops_before, "after": gflops_after},
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(), "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M"), "run_dir": str(run_dir),
@@ -77,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name:<10} {s.get('seconds', 0):>8.1f} s  budget {s.get('budget_s') or '-':>5}  "
               f"peak {s.get('peak_rss_mb') or 0:>8.0f} MB  {'ok' if s.get('ok') else 'FAILED'}")
     print(f"total {record['total_s']} s (budget {record['budget_total_s']} s); peak {record['peak_rss_mb']} MB"
-          f" -> {args.out}")
+          f"; host {gflops_before} -> {gflops_after} GFLOP/s -> {args.out}")
     return record
 
 
