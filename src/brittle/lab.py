@@ -296,9 +296,8 @@ def _pool_limit(cfg: LabConfig) -> int | None:
 
 def _select_k(cfg: LabConfig) -> int:
     """K of the fine-tuned selections: quick 10 on the embedded default (the top tenth of the
-    pool, and the "10 examples" size of the attack sweep: each arm fine-tunes 10 examples, not
-    25, which with the smaller pool saves ≈ 4 min of the issue-18 budget), 25 on a
-    vendor-aligned model (the top quarter), 100 in the full lab as in the paper."""
+    pool, and the "10 examples" size of the attack sweep; issue 18: each arm trains 5 steps, not
+    13), 25 on a vendor-aligned model (the top quarter), 100 in the full lab as in the paper."""
     if not cfg.quick:
         return 100
     return 25 if _small_budget(cfg) else 10
