@@ -4,8 +4,10 @@
     python benchmarks/bench_batch_memory.py exact            # exact-anchor scoring: batch 4 vs 8
     python benchmarks/bench_batch_memory.py train            # training micro-batches: 512/640/1280 tokens
 
-``exact``: the select stage's exact-anchor scores of the quick lab's pool (150 examples x 128
-tokens) on the embedded model with the installed safety adapter (trained or read from the cache).
+``exact``: the select stage's exact-anchor scores of a 150-example pool x 128 tokens (the quick
+lab's pool when measured; it is 100 now, and candidates are scored batch by batch, so the pool
+size moves the time, not the peak) on the embedded model with the installed safety adapter
+(trained or read from the cache).
 ``train``: 3 optimiser steps of 10 x 128-token harmful demonstrations (the attack preset) with
 ``cpu_micro_tokens`` of each arm. Prints and writes seconds, peak MB and the time ratio to arm 1.
 """
