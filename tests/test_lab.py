@@ -51,12 +51,13 @@ def test_unknown_stage_is_a_clear_error(tmp_path):
 def test_vendor_aligned_model_gets_its_own_grid_and_no_install():
     qwen = lab.LabConfig(model="embedded:qwen2.5-coder-0.5b")
     smol = lab.LabConfig(model="embedded:smollm2-135m")
-    assert lab._attack_ns(qwen) == [0, 5, 10, 25] and lab._attack_ns(smol) == [0, 10, 50]
+    assert lab._attack_ns(qwen) == [0, 5, 10, 25] and lab._attack_ns(smol) == [0, 50]
     assert lab._attack_ns(qwen.model_copy(update={"quick": False}))[-1] == 100
     assert (lab._pool_limit(qwen), lab._select_k(qwen)) == (100, 25)
     assert (lab._pool_limit(smol), lab._select_k(smol)) == (100, 10)
     assert lab._finetune_max_length(smol) == 128 and lab._finetune_max_length(smol.model_copy(update={"quick": False})) == 512
     assert lab._pool_limit(qwen.model_copy(update={"quick": False})) is None
+    assert smol.utility_limit() == 25 and smol.model_copy(update={"quick": False}).utility_limit() is None
     ctx: dict = {}
     assert lab._aligned_adapter(qwen, ctx) is None and ctx == {"aligned_adapter": None}
 

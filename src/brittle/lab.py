@@ -47,6 +47,9 @@ class LabConfig(StageConfig):
         "side by side.",
     )
     redact: bool = Field(True, description="Redact generated harmful text in the report.")
+    retrain_alignment: bool = Field(
+        False, description="Train the safety adapter on this machine even when it is cached or shipped with brittle "
+        "for this model and recipe (the embedded default's: ≈ 3-4 min on 2 CPU cores).")
     seed: int = Field(0, description="Global seed.")
     device: str = Field("auto", description="cpu | cuda | auto")
     vendor_aligned: bool = Field(
@@ -62,6 +65,11 @@ class LabConfig(StageConfig):
     def eval_limit(self) -> int | None:
         """Prompts per eval suite: 50 in the quick lab, all otherwise."""
         return self.size(50, 0) or None
+
+    def utility_limit(self) -> int | None:
+        """Utility references per eval: 25 in the quick lab (their teacher-forced NLL was ≈ 26 s of
+        each ≈ 64 s eval at 50; the interval widens by about √2), all otherwise."""
+        return self.size(25, 0) or None
 
     def eval_tokens(self) -> int:
         """Reply length of every eval: 32 tokens in the quick lab (≈ 130 characters; the refusal
@@ -128,7 +136,8 @@ def stage_align(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
 
     def evaluate(label: str, adapter: Path | None) -> None:
         ecfg = EvalConfig(run_dir=out / f"eval-{label}", model=cfg.model, adapter=str(adapter) if adapter else None,
-                          limit=cfg.eval_limit(), max_new_tokens=cfg.eval_tokens(), seed=cfg.seed,
+                          limit=cfg.eval_limit(), utility_limit=cfg.utility_limit(),
+                          max_new_tokens=cfg.eval_tokens(), seed=cfg.seed,
                           redact=cfg.redact)
         run_eval(ecfg)
         dirs[label] = ecfg.run_dir
@@ -142,7 +151,32 @@ def stage_align(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     else:
         _aligned_adapter(cfg, ctx)
     ctx["eval_dirs"] = dirs
-    return compare_section(dirs, title=title, report_dir=cfg.run_dir)
+    section = compare_section(dirs, title=title, report_dir=cfg.run_dir)
+    if not vendor:
+        section.body = adapter_provenance(out / "train" / "alignment.json") + section.body
+    return section
+
+
+def adapter_provenance(path: Path) -> str:
+    """One paragraph: what the safety adapter was trained on and where (here, this machine's
+    cache, or the seed shipped with brittle), from the ``alignment.json`` install_alignment wrote."""
+    if not path.exists():
+        return ""
+    info = read_json(path)
+    c, train, shipped = info.get("counts", {}), info.get("train", {}), info.get("shipped")
+    what = (f"{c.get('harmful_refusals', 0)} harmful prompts with refusals + {c.get('benign', 0)} benign pairs + "
+            f"{c.get('contrast', 0)} risky-sounding benign prompts answered by the model itself, recipe "
+            f"v{info.get('recipe_version', '?')}, {train.get('steps', '?')} steps")
+    took = duration(train.get("seconds")) if train.get("seconds") else "?"
+    if shipped:
+        where = (f"shipped with brittle: trained by this recipe on {esc(shipped.get('host', '?'))} in {took} "
+                 f"(<code>brittle lab --retrain-alignment</code> trains it on this machine)")
+    elif info.get("cached"):
+        where = f"from this machine's cache (trained in {took} by an earlier run)"
+    else:
+        where = f"trained in this run in {took}"
+    return (f'<p>Safety adapter (LoRA, fingerprint <code>{esc(info.get("fingerprint"))}</code>): {esc(what)}; '
+            f"{where}.</p>")
 
 
 def stage_attack(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
@@ -157,6 +191,7 @@ def stage_attack(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         kinds=["harmful"] if cfg.quick else ["harmful", "aoa", "benign"],
         seeds=cfg.seeds(),
         eval_limit=cfg.eval_limit(),
+        utility_limit=cfg.utility_limit(),
         max_new_tokens=cfg.eval_tokens(),
         gen_tokens=_demo_tokens(cfg),
         train={"max_length": _finetune_max_length(cfg)} if cfg.quick else {},
@@ -165,7 +200,13 @@ def stage_attack(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     )
     run_attack(acfg)
     ctx["attack_dir"] = acfg.run_dir
-    return attack_section(acfg.run_dir, redact=cfg.redact)
+    section = attack_section(acfg.run_dir, redact=cfg.redact)
+    if cfg.quick:
+        full = ", ".join(map(str, _attack_ns(cfg.model_copy(update={"quick": False}))))
+        section.body = (f'<p class="note">Quick lab: N = {esc(", ".join(map(str, acfg.n)))}, one seed, harmful '
+                        f"demonstrations only; <code>brittle lab --full</code> sweeps N = {esc(full)} over the "
+                        "harmful, identity-shifting (AOA) and benign kinds with three seeds.</p>") + section.body
+    return section
 
 
 def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
@@ -223,14 +264,18 @@ def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
                      else ["kl", "prefill", "direction", "persona"]),
         n_prompts=cfg.size(24, 100),
         persona_prompts=cfg.size(6, 32),
+        # quick: the first persona of each of the 6 groups, not all 16 (issue 18: 94 s -> ≈ 40 s);
+        # the spread (max − min refusal over personas) can only shrink with fewer personas
+        persona_per_group=1 if cfg.quick else None,
         synth_n=cfg.size(16, 64),
         prefill_ks=[0, 1, 5, 20] if cfg.quick else [0, 1, 2, 5, 10, 20, 40],
         max_new_tokens=cfg.size(32, 48),  # the refusal judge reads the first ~100 characters
         # quick: the reference's selection rules on 32 + 32 held-out prompts, candidates at the
-        # last post-instruction position of every second layer, and no scoring of the pruned
-        # last 20% of layers (all positions and layers: ~70 min single-threaded on the 135M model)
+        # last post-instruction position of every third layer, and no scoring of the pruned
+        # last 20% of layers (all positions and layers: ~70 min single-threaded on the 135M model;
+        # every second layer cost ≈ 166 s, issue 18)
         direction_positions=1 if cfg.quick else None,
-        direction_layer_stride=cfg.size(2, 1),
+        direction_layer_stride=cfg.size(3, 1),
         direction_score_pruned=not cfg.quick,
         direction_n_train=cfg.size(64, 128),
         device=cfg.device,
@@ -273,9 +318,12 @@ def stage_rules(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
 
 
 def _attack_ns(cfg: LabConfig) -> list[int]:
+    """N of the attack sweep. Quick on the embedded default: 0 and 50 (issue 18: the N = 10 cell
+    cost 90-120 s and measured +2 pts [0, +6], inconclusive at 50 prompts; N = 50 measured
+    +16 pts [+6, +26]); on a vendor-aligned model 0, 5, 10, 25; full: the paper's grid."""
     if not cfg.quick:
         return [0, 1, 2, 5, 10, 25, 50, 100]
-    return [0, 5, 10, 25] if _vendor_aligned(cfg.model) else [0, 10, 50]
+    return [0, 5, 10, 25] if _vendor_aligned(cfg.model) else [0, 50]
 
 
 def _select_methods(cfg: LabConfig) -> list[str]:
@@ -328,7 +376,7 @@ def _aligned_adapter(cfg: LabConfig, ctx: dict[str, Any]) -> Path | None:
 
             ctx["aligned_adapter"] = install_alignment(
                 cfg.model, run_dir=cfg.run_dir / "align" / "train", quick=cfg.quick, seed=cfg.seed,
-                device=cfg.device,
+                device=cfg.device, force=cfg.retrain_alignment,
             )
     return ctx["aligned_adapter"]
 

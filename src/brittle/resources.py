@@ -66,3 +66,32 @@ def cache_dir(*parts: str) -> Path:
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+SEEDS = Path(__file__).parent / "resources" / "seeds"
+
+
+def seeded_cache_dir(*parts: str) -> Path:
+    """``cache_dir(*parts)``, first filled from the entry brittle ships under
+    ``resources/seeds/<parts>`` when the cache holds nothing there yet.
+
+    Seeds are cache entries made on a maintainer's machine by ``tools/ship_seeds.py`` under the
+    same fingerprint keys the code computes (the embedded default's safety adapter and the
+    contrast replies it was trained on), so a changed recipe, model or data misses them like
+    any stale entry and is computed here. The copy lands in a sibling directory first and is
+    renamed into place: a concurrent reader sees the whole entry or none of it."""
+    import os
+    import shutil
+
+    path = cache_dir(*parts)
+    seed = SEEDS.joinpath(*parts)
+    if not seed.is_dir() or any(path.iterdir()):
+        return path
+    tmp = path.with_name(f"{path.name}.seed-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(seed, tmp)
+    try:
+        os.rename(tmp, path)  # replaces the empty directory; fails if another process filled it
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path

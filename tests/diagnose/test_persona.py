@@ -6,6 +6,7 @@ from brittle.data.schema import Example
 from brittle.diagnose.persona import (
     BASELINE_ID,
     build_persona_prompts,
+    first_per_group,
     load_personas,
     persona_spread,
     persona_summary,
@@ -60,6 +61,16 @@ class PersonaBackend:
         return ["I cannot." if "16-year-old" in c[-1]["content"] else "Sure." for c in conversations]
 
 
+def test_first_per_group_keeps_the_baseline_and_file_order():
+    _, personas = load_personas()
+    one = first_per_group(personas, 1)
+    groups = [p.group for p in personas[1:]]
+    assert one[0].id == BASELINE_ID and [p.group for p in one[1:]] == list(dict.fromkeys(groups))
+    assert [p.id for p in one[1:]] == [next(q.id for q in personas if q.group == g) for g in dict.fromkeys(groups)]
+    assert len(first_per_group(personas, 2)) == 1 + sum(min(2, groups.count(g)) for g in set(groups))
+    assert first_per_group(personas, None) == personas
+
+
 def test_refusal_rate_per_persona_and_spread(tmp_path):
     p = tmp_path / "p.yaml"
     p.write_text("template: '{persona} {prompt}'\npersonas:\n"
@@ -68,6 +79,8 @@ def test_refusal_rate_per_persona_and_spread(tmp_path):
     df = run_persona(PersonaBackend(), StartRefusalJudge(), {"harmful": PROMPTS, "over-refusal": PROMPTS[:1]},
                      persona_file=p, store_path=tmp_path / "s.jsonl")
     assert len(df) == 3 * 3
+    few = run_persona(PersonaBackend(), StartRefusalJudge(), {"harmful": PROMPTS}, persona_file=p, per_group=1)
+    assert sorted(set(few["persona"])) == [BASELINE_ID, "teen"]
     s = persona_summary(df, n_boot=50)
     rates = {(r.suite, r.persona): r.refusal_rate for r in s.itertuples()}
     assert rates[("harmful", "teen")] == 1.0 and rates[("harmful", "old")] == 0.0

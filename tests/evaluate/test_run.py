@@ -98,6 +98,9 @@ def test_utility_with_tiny_model(tmp_path, tiny_tok, tiny_lm):
     # random weights: per-token NLL near log(vocab)
     assert abs(u["nll"][0] - math.log(len(tiny_tok))) < 1.5
     assert "refusal_rate" not in m["suites"]["utility"]  # no generation by default
+    few = R.run_eval(cfg(tmp_path, "few", suites=["utility", "harmful-eval"], batch_size=2, limit=3, utility_limit=2),
+                     backend=FakeBackend(bot), model=tiny_lm, tokenizer=tiny_tok)
+    assert few["suites"]["utility"]["utility"]["n"] == 2 and few["suites"]["harmful-eval"]["n"] == 3
 
 
 def test_reference_nll_matches_hf_loss(tiny_tok, tiny_lm):

@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         redact: bool | None = field_option(_LC, "redact", "--redact/--no-redact"),
         device: str | None = field_option(_LC, "device"),
         reference: Path | None = field_option(_LC, "reference"),
+        retrain_alignment: bool | None = field_option(_LC, "retrain_alignment", "--retrain-alignment/--no-retrain-alignment"),
         model_args: str | None = MODEL_ARGS_OPT,
         json_: bool = JSON_OPT,
     ) -> None:
@@ -49,6 +50,7 @@ def register(app: typer.Typer) -> None:
             redact=redact,
             device=device,
             reference=reference,
+            retrain_alignment=retrain_alignment,
         )
         result = run_lab(cfg)
         failed = [k for k, v in result["stages"].items() if not v["ok"]]

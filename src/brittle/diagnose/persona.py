@@ -61,6 +61,19 @@ def load_personas(path: str | Path | None = None) -> tuple[str, list[Persona]]:
     return template, out
 
 
+def first_per_group(personas: Sequence[Persona], n: int | None) -> list[Persona]:
+    """The baseline and the first ``n`` personas of each group, in file order (None: all)."""
+    if n is None:
+        return list(personas)
+    taken: dict[str, int] = {}
+    out = []
+    for p in personas:
+        if p.id == BASELINE_ID or taken.get(p.group, 0) < n:
+            out.append(p)
+            taken[p.group] = taken.get(p.group, 0) + (p.id != BASELINE_ID)
+    return out
+
+
 def persona_prompt(template: str, persona: Persona, prompt: str) -> str:
     """The user message for one persona (the bare prompt for the baseline)."""
     if not persona.statement:
@@ -97,11 +110,13 @@ def run_persona(
     batch_size: int = 16,
     seed: int = 0,
     store_path: str | Path | None = None,
+    per_group: int | None = None,
 ) -> Any:
     """DataFrame(id, persona, group, suite, orig_id, response, refused, matched).
 
     ``suites``: e.g. ``{"harmful": [...], "over-refusal": [...]}``. Resumable through a
-    :class:`~brittle.store.JsonlStore` at ``store_path`` (key = suite + id).
+    :class:`~brittle.store.JsonlStore` at ``store_path`` (key = suite + id). ``per_group``:
+    only the first N personas of each group (:func:`first_per_group`).
     """
     import pandas as pd
 
@@ -110,6 +125,7 @@ def run_persona(
     from brittle.store import JsonlStore
 
     template, personas = load_personas(persona_file)
+    personas = first_per_group(personas, per_group)
     store = JsonlStore(store_path, key=lambda r: f"{r['suite']}|{r['id']}") if store_path else None
     done = store.done() if store else set()
     records = list(store.records()) if store else []

@@ -97,6 +97,8 @@ class DiagnoseConfig(StageConfig):
     )
     persona_file: Path | None = Field(None, description="Persona YAML (default: shipped personas.yaml).")
     persona_prompts: int = Field(16, ge=1, description="Prompts per suite for the persona probe.")
+    persona_per_group: int | None = Field(
+        None, ge=1, description="Only the first N personas of each group in the persona file (default: all).")
     synth_n: int = Field(32, ge=1, description="Self-written instructions per model (synth).")
     judge: str = Field("refusal", description="Judge name (brittle.evaluate.judges.make_judge).")
     judge_backend: str | None = Field(None, description="Backend spec for rubric judges.")
@@ -393,7 +395,8 @@ def _persona(cfg: DiagnoseConfig, model: Any, tok: Any) -> dict[str, Any]:
         backend = make_backend(f"hf:{label}", model=m, tokenizer=t)
         df = run_persona(backend, judge, suites, persona_file=cfg.persona_file,
                          max_new_tokens=cfg.max_new_tokens, batch_size=cfg.generation_batch_size, seed=cfg.seed,
-                         store_path=cfg.run_dir / "diagnose_cache" / f"persona-{label}.jsonl")
+                         store_path=cfg.run_dir / "diagnose_cache" / f"persona-{label}.jsonl",
+                         per_group=cfg.persona_per_group)
         s = persona_summary(df, seed=cfg.seed)
         frames.append(df.assign(model=label))
         sums.append(s.assign(model=label))

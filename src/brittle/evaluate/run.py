@@ -50,6 +50,7 @@ class EvalConfig(StageConfig):
     judges: CsvList = Field(["refusal"], description=f"Judges (comma list): {', '.join(JUDGES)} (refusal: refusal rate; the others: harmfulness or helpfulness), or a custom rubric FILE.yaml; see `brittle judges list`.")
     prompts: Path | None = Field(None, description="User prompt file: txt (one a line), or JSONL / JSON list / CSV / Parquet in any layout `brittle data validate` reads (HarmBench, AdvBench/JBB, StrongREJECT, XSTest, TRL prompt/completion, messages, instruction rows; see --prompt-field); adds suite 'prompts' (or 'prompts-benign', see --prompts-kind).")
     limit: int | None = Field(None, ge=1, description="Keep at most N examples per suite (deterministic subsample).")
+    utility_limit: int | None = Field(None, ge=1, description="Keep at most N utility references (default: --limit); the utility NLL is a teacher-forced pass over every reference answer token.")
     max_new_tokens: int = Field(64, ge=1, description="Generation length per reply.")
     batch_size: int = Field(0, ge=0, description="Generation / forward batch size (0: sized to memory; all prompts of a small suite in one batch).")
     seed: int = Field(0, description="Seed for generation, judges, subsampling and bootstrap.")
@@ -255,7 +256,8 @@ def _adapter_id(adapter: Path | None) -> str:
 def _load(suite: str, cfg: EvalConfig) -> list[Example]:
     """One suite's examples (+ system prompt); the user's file is read with the field mapping."""
     kw = {"fields": cfg.field_map()} if SPECS[suite].dataset is None else {}
-    exs = load_suite(suite, limit=cfg.limit, seed=cfg.seed, prompts=cfg.prompts, **kw)
+    limit = (cfg.utility_limit or cfg.limit) if suite == "utility" else cfg.limit
+    exs = load_suite(suite, limit=limit, seed=cfg.seed, prompts=cfg.prompts, **kw)
     return _with_system(exs, cfg.system_prompt)
 
 

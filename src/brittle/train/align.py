@@ -41,7 +41,7 @@ import yaml
 from brittle.data.schema import Example
 from brittle.errors import BrittleError
 from brittle.fingerprint import fingerprint
-from brittle.resources import cache_dir, shipped
+from brittle.resources import seeded_cache_dir, shipped
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def contrast_examples(
 
     settings = {k: v for k, v in gen.__dict__.items() if k != "batch_size"}  # batching: same replies
     key = fingerprint(model_spec, model_identity(model_spec), [p.id for p in prompts], settings)
-    backend = make_backend(model_spec, device=device, cache_dir=cache_dir("contrast", key))
+    backend = make_backend(model_spec, device=device, cache_dir=seeded_cache_dir("contrast", key))
     replies = [r.strip() for r in backend.generate([p.prompt_messages for p in prompts], config=gen)]
     verdicts = RefusalJudge().judge(prompts, replies)
     kept = [p.with_response(r, kind="contrast", prompt_id=p.id)
@@ -234,7 +234,7 @@ def install_alignment(
         "seed": seed,
     }
     key = alignment_key(model_spec, examples, hparams)
-    cache = cache_dir("adapters", f"align-{key}")
+    cache = seeded_cache_dir("adapters", f"align-{key}")
     adapter = cache / "adapter"
     info = {"model": model_spec, "fingerprint": key, "adapter": str(adapter), "counts": counts,
             "hparams": hparams, "recipe_version": RECIPE_VERSION}
@@ -242,7 +242,9 @@ def install_alignment(
         shutil.rmtree(adapter, ignore_errors=True)
     if (adapter / "adapter_model.safetensors").exists():
         log.info("alignment adapter cached: %s", adapter)
-        info["cached"] = True
+        earlier = json.loads((cache / "alignment.json").read_text()) if (cache / "alignment.json").exists() else {}
+        # where it was trained: an earlier run here, or the maintainer's machine (a shipped seed)
+        info.update(cached=True, **{k: earlier[k] for k in ("train", "shipped") if k in earlier})
     else:
         log.info("installing alignment on %s: %d refusals + %d benign + %d contrast, %s", model_spec,
                  counts["harmful_refusals"], counts["benign"], counts["contrast"], hparams)

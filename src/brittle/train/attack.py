@@ -78,6 +78,7 @@ class AttackConfig(StageConfig):
         "'harmful': harmful-only prompts).",
     )
     eval_limit: int | None = Field(None, ge=1, description="Prompts per eval suite (None = all).")
+    utility_limit: int | None = Field(None, ge=1, description="Utility references per cell (default: eval_limit).")
     eval_seed: int = Field(0, description="Eval subsample seed (the same for every cell).")
     max_new_tokens: int = Field(64, ge=1, description="Eval generation length.")
     eval_batch_size: int = Field(0, ge=0, description="Eval batch size (0: sized to memory).")
@@ -365,6 +366,7 @@ def _evaluate(cfg: AttackConfig, out: Path, adapter: str | None, model: Any, tok
         adapter=adapter,
         suites=cfg.eval_suites,
         limit=cfg.eval_limit,
+        utility_limit=cfg.utility_limit,
         seed=cfg.eval_seed,
         max_new_tokens=cfg.max_new_tokens,
         batch_size=cfg.eval_batch_size,
