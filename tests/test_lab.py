@@ -163,7 +163,7 @@ def test_align_shows_the_before_numbers_while_the_adapter_trains(tmp_path, monke
     monkeypatch.setattr("brittle.train.align.install_alignment", install)
     lab.run_lab(lab.LabConfig(run_dir=tmp_path, stages=["align"]))
     assert evals == ["eval-unaligned", "eval-aligned"]
-    assert "training the safety adapter" in seen["page"] and "runs: unaligned<" in seen["page"]
+    assert "Installing alignment: the safety adapter" in seen["page"] and "runs: unaligned<" in seen["page"]
     assert "http-equiv='refresh'" in seen["page"]  # still live
     final = (tmp_path / "index.html").read_text()
-    assert "runs: unaligned,aligned" in final and "training the safety adapter" not in final
+    assert "runs: unaligned,aligned" in final and "Installing alignment: the safety adapter" not in final

@@ -145,7 +145,8 @@ def stage_align(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
     evaluate("vendor-aligned" if vendor else "unaligned", None)
     if not vendor:  # the "before" numbers go on the page while the adapter trains
         before = compare_section(dirs, title=title, report_dir=cfg.run_dir)
-        before.body = '<p class="note">Installing alignment: training the safety adapter …</p>' + before.body
+        before.body = ('<p class="note">Installing alignment: the safety adapter (trained here, or read from '
+                       "the cache or the seed shipped with brittle) …</p>") + before.body
         ctx.get("show", lambda section: None)(before)
         evaluate("aligned", _aligned_adapter(cfg, ctx))
     else:
@@ -226,6 +227,9 @@ def stage_select(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         # model (150 examples x 128 tokens) scoring peaks at 3.2 GB with 4, 4.9 GB with 8, and takes
         # 1.10x as long (benchmarks/bench_batch_memory.py exact)
         batch_size=4 if cfg.quick else 8,
+        # quick: repr reads the harmful anchors only, as in the reference (its score and top-K do
+        # not change; the safe sets' components cost ≈ 25 s of the stage's 52 s of repr, issue 18)
+        repr_safe_anchors=not cfg.quick,
         max_length=_finetune_max_length(cfg),
         seed=cfg.seed,
     )
@@ -268,7 +272,7 @@ def stage_diagnose(cfg: LabConfig, ctx: dict[str, Any]) -> Section:
         # the spread (max − min refusal over personas) can only shrink with fewer personas
         persona_per_group=1 if cfg.quick else None,
         synth_n=cfg.size(16, 64),
-        prefill_ks=[0, 1, 5, 20] if cfg.quick else [0, 1, 2, 5, 10, 20, 40],
+        prefill_ks=[0, 1, 5] if cfg.quick else [0, 1, 2, 5, 10, 20, 40],  # quick: k = 20 cost ≈ 14 s, issue 18
         max_new_tokens=cfg.size(32, 48),  # the refusal judge reads the first ~100 characters
         # quick: the reference's selection rules on 32 + 32 held-out prompts, candidates at the
         # last post-instruction position of every third layer, and no scoring of the pruned

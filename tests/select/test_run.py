@@ -61,6 +61,13 @@ def test_run_select_end_to_end(tmp_path, pool_file, fake_features, harmful_ancho
     # a different k does not invalidate the scores, a different anchor count does
     run_select(cfg.model_copy(update={"n_anchor": 3}), model=MODEL, tokenizer=TOK, anchors=anchors)
     assert fake_features.calls["exact"] == 2 and fake_features.calls["repr"] == 4
+    # repr without the safe sets (the reference's method): pool + harmful anchors only, same score
+    lean = cfg.model_copy(update={"run_dir": tmp_path / "lean", "methods": ["repr"], "repr_safe_anchors": False})
+    run_select(lean, model=MODEL, tokenizer=TOK, anchors=anchors)
+    assert fake_features.calls["repr"] == 4 + 2
+    df_lean = pd.read_parquet(lean.run_dir / "scores.parquet")
+    assert "repr:bidirectional" not in df_lean.columns
+    assert df_lean["repr"].tolist() == pd.read_parquet(run / "scores.parquet")["repr"].tolist()
 
 
 def test_select_section_escapes_and_shows_makeup(tmp_path, fake_features, harmful_anchors):

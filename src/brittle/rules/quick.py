@@ -15,8 +15,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 BUDGETS: dict[str, dict[str, Any]] = {
-    # 8 rules × 8 scenarios × 3 strategies × readers × 2 permutations (384 judgments per reader)
-    "quick": {"n_rules": 8, "n_scenarios": 8, "strategies": ["none", "narrow", "broad"], "k": 2, "n_selection": 6,
+    # 8 rules × 6 scenarios × 3 strategies × readers × 2 permutations (288 judgments per reader;
+    # 8 scenarios took 113 s of a 2-core CPU on the embedded model, issue 18)
+    "quick": {"n_rules": 8, "n_scenarios": 6, "strategies": ["none", "narrow", "broad"], "k": 2, "n_selection": 6,
               "n_report": 6, "grpo_steps": 2, "grpo_generations": 2, "grpo_scenarios": 2, "grpo_report": 6, "grpo_len": 24},
     "full": {"n_rules": None, "n_scenarios": None, "strategies": None, "k": 4, "n_selection": 16, "n_report": 16,
              "grpo_steps": 20, "grpo_generations": 4, "grpo_scenarios": 8, "grpo_report": 16, "grpo_len": 48},

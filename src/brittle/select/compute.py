@@ -57,6 +57,7 @@ class ScoreOptions:
     params: str = "all"  # exact-anchor gradient space: all | trainable (attack's LoRA target weights)
     trainable_targets: tuple[str, ...] | str = "all-linear"  # the attack's LoRA targets
     gradient_checkpointing: bool = False  # exact-anchor: recompute layers in backward (long candidates)
+    repr_safe: bool = True  # repr: also the safe sets' components (the reference: harmful anchors only)
 
 
 def make_config(cls: type, **kw: Any) -> Any:
@@ -198,8 +199,10 @@ def method_scores(
         parts = {name: S.single_anchor(S.l2_normalise(F), m) for name, m in means.items()}
         return {"score": S.combine(parts, _weights(opts, anchors)), **parts}
     if method == "repr":
+        if not opts.repr_safe:
+            safe_names = []
         F = last_token_reprs(model, tok, pool, opts)
-        A = {name: last_token_reprs(model, tok, exs, opts) for name, exs in anchors.items()}
+        A = {name: last_token_reprs(model, tok, anchors[name], opts) for name in ["harmful", *safe_names]}
         out = {"score": S.max_cosine(F, A["harmful"]), "harmful": S.max_cosine(F, A["harmful"])}
         for s in safe_names:
             out[s] = S.max_cosine(F, A[s])

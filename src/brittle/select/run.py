@@ -73,6 +73,7 @@ class SelectConfig(StageConfig):
     anchor_response_tokens: int | None = Field(10, description="Anchor gradients use only the first N response tokens (reference: 10); None = all.")
     candidate_response_tokens: int | None = Field(None, description="Candidate gradients on the first N response tokens (reference: full response = None).")
     bidirectional: bool = Field(True, description="Subtract the safe-anchor scores (+1 harmful −1 safe1 −1 safe2).")
+    repr_safe_anchors: bool = Field(True, description="repr: also compute the safe sets' max cosines and the bidirectional component (the repr score itself, as in the reference, uses the harmful anchors only).")
     selections: CsvList = Field(["top", "bottom", "random", "list", "math", "harmful"], description="Selections to write: top, bottom (per method), random, list, math, harmful.")
     grad_dim: int = Field(8192, ge=16, description="Projection dimension for the `grad` method (LESS: 8192).")
     batch_size: int = Field(8, ge=1, description="Feature batch size.")
@@ -101,7 +102,7 @@ class SelectConfig(StageConfig):
             candidate_response_tokens=self.candidate_response_tokens,
             bidirectional=self.bidirectional, grad_dim=self.grad_dim, seed=self.seed, params=self.params,
             trainable_targets=self.trainable_targets if isinstance(self.trainable_targets, str) else tuple(self.trainable_targets),
-            gradient_checkpointing=self.gradient_checkpointing,
+            gradient_checkpointing=self.gradient_checkpointing, repr_safe=self.repr_safe_anchors,
         )
 
 
