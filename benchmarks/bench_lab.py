@@ -9,8 +9,10 @@ sampled peak resident memory of the process and its children (:mod:`brittle.moni
 the total, the CPU count, the thread count and the lifetime peak (``ru_maxrss``). The
 alignment adapter is cached per machine (``~/.cache/brittle``): pass ``--cold`` to point
 ``BRITTLE_CACHE`` at a new directory holding only the data files ``make setup`` fetched
-(``data/``), and measure a first run on a fresh machine: contrast replies, alignment
-training and attack demonstrations all computed in the run.
+(``data/``), and measure a first run on a fresh machine: the GGUF converted and the attack
+demonstrations generated in the run, the safety adapter and its contrast replies copied from
+the seed brittle ships (``brittle.resources.seeded_cache_dir``; ``brittle lab
+--retrain-alignment`` trains them instead, ≈ 3.5 min more on a 2-core CPU).
 
 The budget is the claim (issue 18: ≤ 20 min in all on an idle 2-core CPU, setup included,
 ≤ 4 GB peak); absolute times depend on the machine and its load, so run it on an idle one.
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--model", default="embedded:smollm2-135m")
     ap.add_argument("--run-dir", type=Path, default=None, help="Default: a fresh temporary directory.")
     ap.add_argument("--stages", default=None, help="Comma list (default: every quick-lab stage).")
-    ap.add_argument("--cold", action="store_true", help="Empty cache: train the alignment adapter too.")
+    ap.add_argument("--cold", action="store_true", help="Empty cache (but the data), as on a fresh machine.")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/lab_quick.json"))
     ap.add_argument("--probe-seconds", type=float, default=3.0, help="Length of each host-speed probe.")
     args = ap.parse_args(argv)

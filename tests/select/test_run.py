@@ -68,6 +68,9 @@ def test_run_select_end_to_end(tmp_path, pool_file, fake_features, harmful_ancho
     df_lean = pd.read_parquet(lean.run_dir / "scores.parquet")
     assert "repr:bidirectional" not in df_lean.columns
     assert df_lean["repr"].tolist() == pd.read_parquet(run / "scores.parquet")["repr"].tolist()
+    text = select_section(lean.run_dir).body
+    assert "safe1 (" in text and "unused by repr" in text and "harmful (" in text
+    assert "unused by repr" not in select_section(run).body
 
 
 def test_select_section_escapes_and_shows_makeup(tmp_path, fake_features, harmful_anchors):

@@ -293,7 +293,7 @@ def run_select(cfg: SelectConfig, *, model: Any = None, tokenizer: Any = None,
     summary = {
         "model": cfg.model, "adapter": cfg.adapter, "pool": cfg.pool, "pool_split": cfg.pool_split,
         "n_pool": len(pool), "k": cfg.k, "methods": list(cfg.methods),
-        "anchors": {k: {"n": min(len(v), cfg.n_anchor), "n_repr": min(len(v), cfg.n_anchor_repr),
+        "anchors": {k: {"n": min(len(v), cfg.n_anchor), "n_repr": min(len(v), cfg.n_anchor_repr) if k == "harmful" or cfg.repr_safe_anchors else 0,
                         "source": cfg.anchor_source, "category": cfg.anchor_category}
                     for k, v in anchors.items()},
         "pool_makeup": format_makeup(pool), "selections": sel_info,

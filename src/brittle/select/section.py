@@ -101,6 +101,13 @@ def _shown(value: Any, run_dir: Path) -> str:
     return display_path(value, run_dir) if looks_like_path(value) else str(value)
 
 
+def _anchor_counts(v: dict[str, Any]) -> str:
+    """"10; repr 75" — or "10; unused by repr" when the repr score skipped this anchor set (the
+    quick lab's repr, like the reference, uses only the harmful anchors)."""
+    n_repr = v.get("n_repr", v["n"])
+    return f"{v['n']}; repr {n_repr}" if n_repr else f"{v['n']}; unused by repr"
+
+
 def versus_random(compare_dir: Path, names: Sequence[str]) -> list[dict[str, str]]:
     """ASR(selection) − ASR(random-K) for every other selection (first seed's fine-tuned cell of
     each, paired on the prompts both were judged on), with "inconclusive at this size"."""
@@ -141,7 +148,7 @@ def select_section(run_dir: str | Path, redact: bool = True, *, title: str = "Wh
         f"<code>{esc(s['model'])}</code>"
         + (f" + adapter <code>{esc(display_path(s['adapter'], run_dir))}</code>" if s.get("adapter") else "")
         + f" with {esc(', '.join(s['methods']))}; K = {esc(s['k'])}. Anchors: "
-        + esc(", ".join(f"{k} ({v['n']}; repr {v.get('n_repr', v['n'])})" for k, v in s.get("anchors", {}).items()))
+        + esc(", ".join(f"{k} ({_anchor_counts(v)})" for k, v in s.get("anchors", {}).items()))
         + ". Gradient scores: +1·harmful − 1·safe1 − 1·safe2 (He, Xia &amp; Henderson 2024). Scoring time: "
         + esc(", ".join(f"{m} {duration(v)}" for m, v in (s.get("seconds") or {}).items() if v is not None) or "cached")
         + ".</p>"
