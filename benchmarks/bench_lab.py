@@ -17,8 +17,9 @@ the seed brittle ships (``brittle.resources.seeded_cache_dir``; ``brittle lab
 The budget is the claim (issue 18: ≤ 20 min in all on an idle 2-core CPU, setup included,
 ≤ 4 GB peak); absolute times depend on the machine and its load, so run it on an idle one.
 The shared host's speed also drifts between days (two cold runs on 2026-12-03 differed by
-23-31% on stages whose code had not changed), so the record carries a yardstick measured
-before and after the run: fp32 matmul GFLOP/s on the 135M model's MLP shape.
+23-31% on stages whose code had not changed) and the 2-core machine itself changes (AMD EPYC
+on 2026-12-03, Intel Xeon on 2026-12-04), so the record carries the CPU model and a yardstick
+measured before and after the run: fp32 matmul GFLOP/s on the 135M model's MLP shape.
 """
 
 from __future__ import annotations
@@ -30,6 +31,18 @@ import platform
 import tempfile
 import time
 from pathlib import Path
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux; ``platform.processor()`` elsewhere): the
+    2-core machines this runs on have been AMD EPYC and Intel Xeon, ≈ 2.7× apart in fp32 matmul."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def host_gflops(seconds: float = 3.0) -> float:
@@ -90,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_rss_mb": max((s.get("peak_rss_mb") or 0) for s in stages.values()),
         "lifetime_peak_rss_mb": round(lifetime_peak_bytes() / 2**20, 1),
         "host_gflops": {"before": gflops_before, "after": gflops_after},
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(), "cpu_model": cpu_model(), "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(), "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M"), "run_dir": str(run_dir),
     }

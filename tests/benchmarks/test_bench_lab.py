@@ -23,4 +23,4 @@ def test_bench_lab_records_time_budget_and_memory(tmp_path):
     s = rec["stages"]["overview"]
     assert s["ok"] and s["seconds"] >= 0 and s["budget_s"] == QUICK_BUDGET_S["overview"] and s["peak_rss_mb"] > 10
     assert rec["host_gflops"]["before"] > 0 and rec["host_gflops"]["after"] > 0
-    assert rec["budget_total_s"] == QUICK_BUDGET_S["overview"] and rec["cpu_count"] >= 1 and rec["over_budget"] in ([], ["overview"])
+    assert rec["budget_total_s"] == QUICK_BUDGET_S["overview"] and rec["cpu_count"] >= 1 and rec["cpu_model"] and rec["over_budget"] in ([], ["overview"])
