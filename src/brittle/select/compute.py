@@ -161,6 +161,12 @@ def _weights(opts: ScoreOptions, anchors: Mapping[str, Any]) -> dict[str, float]
     return {"harmful": w[0], **{s: -wj for s, wj in zip(safe, w[1:])}}
 
 
+def repr_anchor_names(names: Sequence[str] | Mapping[str, Any], repr_safe: bool) -> list[str]:
+    """The anchor sets the repr method reads: "harmful", then the safe sets ("safe1", …) unless
+    ``repr_safe`` is off (the reference's repr score reads the harmful anchors only)."""
+    return ["harmful", *(sorted(k for k in names if k.startswith("safe")) if repr_safe else [])]
+
+
 def method_scores(
     method: str,
     model: Any,
@@ -177,7 +183,6 @@ def method_scores(
     them) and ``info.json`` (share of the anchor gradients in trainable parameters)."""
     if method not in METHODS:
         raise BrittleError(f"unknown method {method!r}; choose from {list(METHODS)}")
-    safe_names = sorted(k for k in anchors if k.startswith("safe"))
     if method == "exact-anchor" and opts.exact_directions == "combined":
         out, info = exact_combined_scores(model, tok, pool, anchors, _weights(opts, anchors), opts,
                                           cache_dir=cache_dir)
@@ -199,10 +204,10 @@ def method_scores(
         parts = {name: S.single_anchor(S.l2_normalise(F), m) for name, m in means.items()}
         return {"score": S.combine(parts, _weights(opts, anchors)), **parts}
     if method == "repr":
-        if not opts.repr_safe:
-            safe_names = []
+        names = repr_anchor_names(anchors, opts.repr_safe)
+        safe_names = names[1:]
         F = last_token_reprs(model, tok, pool, opts)
-        A = {name: last_token_reprs(model, tok, anchors[name], opts) for name in ["harmful", *safe_names]}
+        A = {name: last_token_reprs(model, tok, anchors[name], opts) for name in names}
         out = {"score": S.max_cosine(F, A["harmful"]), "harmful": S.max_cosine(F, A["harmful"])}
         for s in safe_names:
             out[s] = S.max_cosine(F, A[s])

@@ -36,7 +36,14 @@ from brittle.fingerprint import fingerprint
 from brittle.models.cell_engine import GEN_BACKEND_HELP, GenBackend
 from brittle.models.identity import model_identity
 from brittle.select import scores as S
-from brittle.select.compute import ANCHOR_METHODS, METHODS, ScoreOptions, make_config, method_scores
+from brittle.select.compute import (
+    ANCHOR_METHODS,
+    METHODS,
+    ScoreOptions,
+    make_config,
+    method_scores,
+    repr_anchor_names,
+)
 from brittle.select.selection import (
     Selection,
     bottom_k,
@@ -290,10 +297,12 @@ def run_select(cfg: SelectConfig, *, model: Any = None, tokenizer: Any = None,
             for r, i in enumerate(top_k(scores[m]["score"], 10))]
         for m in scores
     }
+    repr_sets = repr_anchor_names(anchors, cfg.repr_safe_anchors)
     summary = {
         "model": cfg.model, "adapter": cfg.adapter, "pool": cfg.pool, "pool_split": cfg.pool_split,
         "n_pool": len(pool), "k": cfg.k, "methods": list(cfg.methods),
-        "anchors": {k: {"n": min(len(v), cfg.n_anchor), "n_repr": min(len(v), cfg.n_anchor_repr) if k == "harmful" or cfg.repr_safe_anchors else 0,
+        "anchors": {k: {"n": min(len(v), cfg.n_anchor),
+                        "n_repr": min(len(v), cfg.n_anchor_repr) if k in repr_sets else 0,
                         "source": cfg.anchor_source, "category": cfg.anchor_category}
                     for k, v in anchors.items()},
         "pool_makeup": format_makeup(pool), "selections": sel_info,
